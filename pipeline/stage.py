@@ -1,0 +1,55 @@
+"""What every stage entry point shares: argument parsing of --params/--set, logging, clean errors.
+
+A stage module defines a pure function (config in, results out) and a small ``main(argv)`` built with
+:func:`run_stage`, so ``python -m pipeline.<stage>``, ``distill <stage>`` and the tests call the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from pipeline.errors import DistillError
+
+log = logging.getLogger("distill")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    if logging.getLogger().handlers:
+        return
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def stage_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a params key, e.g. --set distill.epochs=3 (repeatable)")
+    return parser
+
+
+def load_stage_params(args: argparse.Namespace):
+    from pipeline.config import load_params, parse_overrides
+
+    return load_params(args.params, parse_overrides(args.overrides))
+
+
+def run_stage(name: str, body: Callable[[argparse.Namespace], object], parser: argparse.ArgumentParser,
+              argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run ``body(args)``, turn user errors into a message and exit code 2."""
+    from pipeline.config import ConfigError
+
+    setup_logging()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    started = time.perf_counter()
+    try:
+        body(args)
+    except (ConfigError, DistillError) as exc:
+        print(f"distill {name}: error: {exc}", file=sys.stderr)
+        return 2
+    log.info("%s finished in %.1f s", name, time.perf_counter() - started)
+    return 0

@@ -1,0 +1,10 @@
+"""Teachers: anything that maps texts to class probabilities.
+
+Every teacher satisfies :class:`pipeline.teachers.base.Teacher` and registers under a name
+(``embedding-head``, ``hf``, ``llm``, ``onnx``, ``python``) with :func:`register`; params.yaml picks one
+by ``teacher.kind``. Kind modules are imported on demand, so only the chosen teacher's libraries load.
+"""
+
+from pipeline.teachers.base import Teacher, TeacherError, build_teacher, register, registered_kinds
+
+__all__ = ["Teacher", "TeacherError", "build_teacher", "register", "registered_kinds"]

@@ -1,0 +1,90 @@
+"""The teacher protocol and its registry.
+
+A teacher has ``labels`` (class names, in the column order of its probabilities), a ``fingerprint``
+(a string that changes whenever its weights, prompt or settings change: the label cache is keyed by it)
+and ``predict_proba(texts) -> float array [n, k]`` whose rows sum to 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from pipeline.errors import DistillError
+
+
+class TeacherError(DistillError):
+    """A teacher could not be built or gave an answer that cannot be used."""
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    labels: list[str]
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+# kind -> module that registers it on import
+_KIND_MODULES = {
+    "embedding-head": "pipeline.teachers.embedding_head",
+    "hf": "pipeline.teachers.hf",
+    "llm": "pipeline.teachers.llm",
+    "onnx": "pipeline.teachers.onnx",
+    "python": "pipeline.teachers.python",
+}
+_REGISTRY: dict[str, Callable[..., Teacher]] = {}
+
+
+def register(kind: str) -> Callable[[Callable[..., Teacher]], Callable[..., Teacher]]:
+    """Class or factory decorator: make a teacher available under ``kind``."""
+
+    def wrap(factory: Callable[..., Teacher]) -> Callable[..., Teacher]:
+        _REGISTRY[kind] = factory
+        return factory
+
+    return wrap
+
+
+def registered_kinds() -> list[str]:
+    return sorted(set(_KIND_MODULES) | set(_REGISTRY))
+
+
+def build_teacher(kind: str, *args: Any, **kwargs: Any) -> Teacher:
+    """Build the teacher registered under ``kind`` (importing its module on first use)."""
+    if kind not in _REGISTRY and kind in _KIND_MODULES:
+        importlib.import_module(_KIND_MODULES[kind])
+    try:
+        factory = _REGISTRY[kind]
+    except KeyError:
+        raise TeacherError(f"unknown teacher kind {kind!r}; known kinds: {', '.join(registered_kinds())}") from None
+    return factory(*args, **kwargs)
+
+
+def fingerprint_of(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (settings, file digests, prompt text)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def check_probabilities(probs: Any, n: int, k: int, atol: float = 1e-3) -> np.ndarray:
+    """Return ``probs`` as float32 [n, k] or raise TeacherError saying what is wrong with it."""
+    arr = np.asarray(probs, dtype=np.float64)
+    if arr.shape != (n, k):
+        raise TeacherError(f"teacher answer has shape {arr.shape}, expected {(n, k)}")
+    if not np.all(np.isfinite(arr)):
+        raise TeacherError("teacher answer holds NaN or infinite values")
+    if np.any(arr < -atol):
+        raise TeacherError("teacher answer holds negative probabilities")
+    sums = arr.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > atol)
+    if bad.size:
+        raise TeacherError(f"{bad.size} teacher rows do not sum to 1 (e.g. row {bad[0]} sums to {sums[bad[0]]:.4f})")
+    return np.clip(arr, 0.0, 1.0).astype(np.float32)
