@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 
 from pipeline.config.base import ConfigError, Section, format_errors
 from pipeline.config.ingest import IngestConfig
+from pipeline.config.teacher import TeacherConfig
 from pipeline.config.validate import ValidateConfig
 
 __all__ = ["ConfigError", "Params", "Section", "load_params", "parse_params"]
@@ -28,6 +29,7 @@ class Params(Section):
     ingest: IngestConfig
     # "validate" would shadow a BaseModel method, so the attribute is validate_ and the YAML key validate.
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}
 

