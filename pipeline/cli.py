@@ -52,12 +52,11 @@ def params_check(path: str = typer.Argument("params.yaml", help="params file to 
 
 
 @app.command("retrain")
-def retrain(params: str = typer.Option("params.yaml", help="params file"),
-            push: bool = typer.Option(True, help="push outputs to the DVC remote when one is configured")) -> None:
-    """Run the retrain Prefect flow: every DVC stage as a task, then push and summarize."""
+def retrain(push: bool = typer.Option(True, help="push outputs to the DVC remote when one is configured")) -> None:
+    """Run the retrain Prefect flow (reads ./params.yaml): every DVC stage as a task, then push."""
     from flows.retrain import retrain as retrain_flow
 
-    retrain_flow(params_path=params, push=push)
+    retrain_flow(push=push)
 
 
 @app.command("demo")

@@ -1,0 +1,1 @@
+"""Prefect flows. They compose library calls from pipeline/; they do not compute."""

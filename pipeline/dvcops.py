@@ -1,0 +1,98 @@
+"""Run the DVC pipeline one stage at a time, so an orchestrator can wrap each stage in a task.
+
+Prefect tasks and a plain ``dvc repro`` share one cache and one dvc.lock because both go through
+DVC: a stage whose inputs did not change is skipped by DVC itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pipeline.errors import DistillError
+
+log = logging.getLogger("distill.dvc")
+
+
+class StageFailed(DistillError):
+    """A DVC stage exited non-zero; the message carries the end of its output."""
+
+
+@dataclass(frozen=True)
+class StageRun:
+    stage: str
+    ran: bool  # False when DVC found nothing changed and skipped it
+    seconds: float
+
+
+def _env() -> dict[str, str]:
+    # Stage commands call `python`: make it this interpreter, whichever venv it lives in.
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    return env
+
+
+def stage_order(root: str | Path = ".") -> list[str]:
+    """Names of the dvc.yaml stages, each after the stages it depends on."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    declared = list((yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}).get("stages", {}))
+    with Repo(str(root)) as repo:
+        ordered = [getattr(s, "name", None) for s in reversed(list(nx.topological_sort(repo.index.graph)))]
+    return [name for name in ordered if name in declared]
+
+
+def repro_stage(name: str, root: str | Path = ".", on_line: Callable[[str], None] | None = None) -> StageRun:
+    """``dvc repro --single-item NAME``: run one stage if its inputs changed, stream its output."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--single-item", name], cwd=root, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        lines.append(line)
+        (on_line or log.info)(line)
+    code = proc.wait()
+    if code != 0:
+        tail = "\n".join(lines[-40:])
+        raise StageFailed(f"stage {name!r} failed (exit {code}):\n{tail}")
+    skipped = any(f"Stage '{name}' didn't change" in line for line in lines)
+    return StageRun(stage=name, ran=not skipped, seconds=round(time.perf_counter() - started, 2))
+
+
+def has_remote(root: str | Path = ".") -> bool:
+    out = subprocess.run([sys.executable, "-m", "dvc", "remote", "list"], cwd=root, env=_env(),
+                         capture_output=True, text=True)
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def push(root: str | Path = ".") -> str:
+    """``dvc push`` every cached output to the default remote; returns DVC's summary line."""
+    out = subprocess.run([sys.executable, "-m", "dvc", "push"], cwd=root, env=_env(), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise DistillError(f"dvc push failed: {out.stderr.strip() or out.stdout.strip()}")
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    return lines[-1] if lines else "nothing to push"
+
+
+def metrics_files(root: str | Path = ".") -> dict[str, list[str]]:
+    """Stage name -> the metrics files dvc.yaml declares for it."""
+    stages = (yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}).get("stages", {})
+    out: dict[str, list[str]] = {}
+    for name, spec in stages.items():
+        files = []
+        for entry in spec.get("metrics", []) or []:
+            files.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+        out[name] = files
+    return out
