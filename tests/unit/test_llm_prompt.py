@@ -95,3 +95,16 @@ def test_config_rejects_prompt_without_placeholders_and_unknown_keys():
         parse_params({"ingest": {}, "teacher": {"llm": {"prompt": "Classify {labels}"}}})
     with pytest.raises(ConfigError, match="teacher.llm.top_logprob: unknown key"):
         parse_params({"ingest": {}, "teacher": {"llm": {"top_logprob": 5}}})
+
+
+def test_params_example_in_docs_is_valid():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "teachers_llm.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(.*?)```", doc, re.S).group(1)
+    llm = parse_params({"ingest": {}, **yaml.safe_load(block)}).teacher.llm
+    assert llm.api_key_env == "OPENAI_API_KEY" and list(llm.labels) == ["spam", "ham"]
+    assert "{labels}" in llm.prompt and "{text}" in llm.prompt
