@@ -1,19 +1,70 @@
-"""params.yaml `teacher.llm`: an OpenAI-compatible chat-completions endpoint as the teacher."""
+"""params.yaml `teacher.llm`: an OpenAI-compatible chat-completions endpoint as the teacher.
+
+The model sees each label as a short code (``A``..``Z``, or numbers past 26 labels) next to its
+description and answers with the code; soft labels come from the logprobs of that first token, or from
+votes over sampled answers when the endpoint returns no logprobs. See docs/teachers_llm.md.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from pipeline.config.base import Section
+
+DEFAULT_PROMPT = (
+    "Classify the text into exactly one of these categories.\n"
+    "{labels}\n\n"
+    "Text:\n\"\"\"\n{text}\n\"\"\"\n\n"
+    "Answer with the code of the category only ({codes}), nothing else."
+)
 
 
 class LLMTeacherConfig(Section):
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "gpt-4o-mini"
-    # Name of the environment variable holding the API key (never the key itself).
+    # Name of the environment variable holding the API key (never the key itself). Optional only when
+    # base_url points at this machine (127.0.0.1, ::1, localhost).
     api_key_env: str = "DISTILL_LLM_API_KEY"
-    # label name -> description shown to the model
+    # label name -> description shown to the model; the column order of the probabilities is this order.
     labels: dict[str, str] = Field(default_factory=dict)
+    # User message. Placeholders: {labels} (one "CODE: name - description" line per label), {text},
+    # and optionally {codes} (the codes, comma-separated). Other braces are left as they are.
+    prompt: str = DEFAULT_PROMPT
+    # Optional system message sent before the prompt (no placeholders).
+    system: str | None = None
+
+    # auto: ask for logprobs, fall back to voting when the endpoint returns none;
+    # logprobs: logprobs or the text fails; vote: never ask for logprobs.
+    method: Literal["auto", "logprobs", "vote"] = "auto"
+    top_logprobs: int = Field(default=20, ge=1, le=20)
+    # Logprob given to label codes absent from the top list (capped at the smallest listed logprob).
+    logprob_floor: float = Field(default=-10.0, lt=0)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=3, ge=1)
+    # Fallback voting: this many sampled answers at sample_temperature, add-one smoothing.
+    samples: int = Field(default=5, ge=1)
+    sample_temperature: float = Field(default=1.0, gt=0.0, le=2.0)
+
+    # Transport: none of these enter the fingerprint.
     concurrency: int = Field(default=8, ge=1)
     timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
+    # Exponential backoff: base * 2**attempt, capped, times a random jitter in [0.5, 1].
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    # A Retry-After longer than this is cut to it (a server asking for an hour should not stall a run).
+    retry_after_max_s: float = Field(default=120.0, ge=0)
+
+    # USD per 1000 tokens, for the cost estimate in the teacher's usage.
+    price_per_1k_prompt: float = Field(default=0.0, ge=0)
+    price_per_1k_completion: float = Field(default=0.0, ge=0)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_placeholders(cls, value: str) -> str:
+        missing = [p for p in ("{labels}", "{text}") if p not in value]
+        if missing:
+            raise ValueError(f"prompt must contain the placeholders {{labels}} and {{text}}; missing {', '.join(missing)}")
+        return value
