@@ -86,7 +86,8 @@ for _op in ("UPDATE", "DELETE"):
 
 event.listen(HistoryRow.__table__, "after_create", DDL(
     f"CREATE OR REPLACE FUNCTION {_HISTORY}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-    "BEGIN RAISE EXCEPTION 'registry history is append-only: % refused', TG_OP; END $$"
+    # DDL() applies %-formatting, so the PL/pgSQL placeholder is written %%.
+    "BEGIN RAISE EXCEPTION 'registry history is append-only: %% refused', TG_OP; END $$"
 ).execute_if(dialect="postgresql"))
 event.listen(HistoryRow.__table__, "after_create", DDL(
     f"CREATE TRIGGER {_HISTORY}_append_only BEFORE UPDATE OR DELETE ON {_HISTORY} "
