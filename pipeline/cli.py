@@ -67,6 +67,11 @@ def demo(push: bool = typer.Option(True, help="push outputs to the DVC remote"))
     raise typer.Exit(run_demo(push=push))
 
 
+from pipeline.registry.cli import app as _registry_app  # noqa: E402  (typer only; SQLAlchemy loads per command)
+
+app.add_typer(_registry_app, name="registry")
+
+
 def main() -> None:  # pragma: no cover - console script shim
     sys.exit(app())
 
