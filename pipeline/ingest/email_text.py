@@ -19,6 +19,7 @@ from html.parser import HTMLParser
 
 _BLOCK_TAGS = {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "hr"}
 _SKIP_TAGS = {"script", "style", "head", "title"}
+_LOOKS_HTML = re.compile(r"<(html|body)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -106,6 +107,9 @@ def message_text(raw: str | bytes | Message) -> MessageText:
         issues.append("malformed_mime")
 
     body = normalize_whitespace("\n\n".join(plain))
+    if _LOOKS_HTML.search(body):  # HTML sent as text/plain (common in spam): show its visible text
+        body = html_to_text(body)
+        issues.append("html_in_plain")
     if not body and html:
         body = html_to_text("\n".join(html))
         issues.append("html_only")
