@@ -19,6 +19,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=N
 STAGES: dict[str, tuple[str, str]] = {
     "ingest": ("pipeline.ingest", "Read the configured source into data/ingested.parquet."),
     "validate": ("pipeline.validate", "Run the Great Expectations suite on the ingested table."),
+    "teacher": ("pipeline.teacher", "Fit or check the configured teacher into models/teacher."),
+    "label": ("pipeline.label", "Soft-label every ingested (and augmented) text with the cached teacher."),
 }
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

@@ -14,9 +14,11 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from pipeline.config.augment import AugmentConfig
 from pipeline.config.base import ConfigError, Section, format_errors
 from pipeline.config.ingest import IngestConfig
 from pipeline.config.registry import RegistryConfig
+from pipeline.config.label import LabelConfig
 from pipeline.config.teacher import TeacherConfig
 from pipeline.config.validate import ValidateConfig
 
@@ -32,6 +34,8 @@ class Params(Section):
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    label: LabelConfig = Field(default_factory=LabelConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}
 
