@@ -19,6 +19,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=N
 STAGES: dict[str, tuple[str, str]] = {
     "ingest": ("pipeline.ingest", "Read the configured source into data/ingested.parquet."),
     "validate": ("pipeline.validate", "Run the Great Expectations suite on the ingested table."),
+    "train": ("pipeline.distill", "Distill the student from the teacher's soft labels (stage distill)."),
+    "export": ("pipeline.export", "Export the student to an ONNX fp32 + int8 bundle and check parity."),
 }
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
