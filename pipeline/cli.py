@@ -21,6 +21,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "validate": ("pipeline.validate", "Run the Great Expectations suite on the ingested table."),
     "teacher": ("pipeline.teacher", "Fit or check the configured teacher into models/teacher."),
     "label": ("pipeline.label", "Soft-label every ingested (and augmented) text with the cached teacher."),
+    "train": ("pipeline.distill", "Distill the student from the teacher's soft labels (stage distill)."),
+    "export": ("pipeline.export", "Export the student to an ONNX fp32 + int8 bundle and check parity."),
 }
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

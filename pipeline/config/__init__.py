@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 
 from pipeline.config.augment import AugmentConfig
 from pipeline.config.base import ConfigError, Section, format_errors
+from pipeline.config.distill import DistillConfig, ExportConfig
 from pipeline.config.ingest import IngestConfig
 from pipeline.config.registry import RegistryConfig
 from pipeline.config.label import LabelConfig
@@ -36,6 +37,8 @@ class Params(Section):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}
 
