@@ -25,6 +25,15 @@ class FeaturizerConfig(Section):
     ngrams: list[int] = Field(default_factory=lambda: [1, 2])
     # Hash buckets shared by all n-grams of order >= 2.
     buckets: int = Field(default=16384, ge=1)
+    # Hashed character n-grams of each WordPiece piece (e.g. [3, 4]), in the same buckets; [] = none.
+    char_ngrams: list[int] = Field(default_factory=list)
+
+    @field_validator("char_ngrams")
+    @classmethod
+    def _char_ngrams(cls, value: list[int]) -> list[int]:
+        if sorted(set(value)) != value or (value and (value[0] < 1 or value[-1] > 8)):
+            raise ValueError("char_ngrams must be increasing orders between 1 and 8, e.g. [3, 4], or []")
+        return value
 
     @field_validator("ngrams")
     @classmethod

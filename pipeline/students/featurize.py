@@ -8,6 +8,11 @@ special tokens, padded with id 0 to the longest text of the batch). The result i
 - ``ngrams: [1, 2, ...]``: the token ids followed by hashed n-grams of token ids, each mapped to
   ``vocab_size + (hash % buckets)``. WordPiece pieces (``##ing``) already carry the sub-word /
   character-level signal that char n-grams give fastText, so no per-character loop is needed.
+- ``char_ngrams: [3, 4, ...]`` (optional): hashed character n-grams of each WordPiece piece (a word-initial
+  piece is prefixed with ``<``, a ``##`` continuation is taken without its marker), appended after the
+  token n-grams in the same ``buckets`` range. They are computed once per vocabulary entry into a lookup
+  table ``[vocab, m]``, so featurizing is one NumPy gather: no per-text character loop. They let
+  ``transfer``/``transferred``/``transfers`` share weights, which helps most when few texts are labeled.
 
 Hashing is vectorized over the whole matrix with unsigned 64-bit wrap-around arithmetic, so it is
 identical on every platform and costs a few NumPy operations per batch. No torch import here: serving
@@ -60,10 +65,14 @@ class FeaturizerSpec:
     max_tokens: int = 64
     ngrams: tuple[int, ...] = (1, 2)
     buckets: int = 65536
+    char_ngrams: tuple[int, ...] = ()
 
     def config(self) -> dict[str, Any]:
-        return {"lowercase": self.lowercase, "max_tokens": self.max_tokens,
-                "ngrams": list(self.ngrams), "buckets": self.buckets}
+        out = {"lowercase": self.lowercase, "max_tokens": self.max_tokens,
+               "ngrams": list(self.ngrams), "buckets": self.buckets}
+        if self.char_ngrams:  # only when used, so digests of bundles made before this key stay the same
+            out["char_ngrams"] = list(self.char_ngrams)
+        return out
 
     @property
     def digest(self) -> str:
@@ -76,13 +85,15 @@ def spec_from_config(cfg) -> FeaturizerSpec:
     """Build a spec from the ``distill.featurizer`` params section (reads the tokenizer file once)."""
     path = resolve_tokenizer_path(cfg.tokenizer)
     return FeaturizerSpec(tokenizer_json=path.read_text(encoding="utf-8"), lowercase=cfg.lowercase,
-                          max_tokens=cfg.max_tokens, ngrams=tuple(cfg.ngrams), buckets=cfg.buckets)
+                          max_tokens=cfg.max_tokens, ngrams=tuple(cfg.ngrams), buckets=cfg.buckets,
+                          char_ngrams=tuple(cfg.char_ngrams))
 
 
 def spec_from_dict(config: dict[str, Any], tokenizer_json: str) -> FeaturizerSpec:
     return FeaturizerSpec(tokenizer_json=tokenizer_json, lowercase=bool(config["lowercase"]),
                           max_tokens=int(config["max_tokens"]), ngrams=tuple(int(n) for n in config["ngrams"]),
-                          buckets=int(config["buckets"]))
+                          buckets=int(config["buckets"]),
+                          char_ngrams=tuple(int(n) for n in config.get("char_ngrams", ())))
 
 
 class Featurizer:
@@ -101,8 +112,24 @@ class Featurizer:
         tok.enable_padding(pad_id=PAD, pad_token="[PAD]")
         self._tok = tok
         self.vocab_size = tok.get_vocab_size()
-        extra = spec.buckets if len(spec.ngrams) > 1 else 0
+        extra = spec.buckets if len(spec.ngrams) > 1 or spec.char_ngrams else 0
         self.num_features = self.vocab_size + extra
+        self._char_table = self._build_char_table(tok) if spec.char_ngrams else None
+
+    def _build_char_table(self, tok) -> np.ndarray:
+        """``[vocab, m]`` feature ids of each piece's hashed char n-grams (0 = padding), built once."""
+        grams_by_id: list[list[int]] = [[] for _ in range(self.vocab_size)]
+        for piece, idx in tok.get_vocab().items():
+            if idx == PAD or (piece.startswith("[") and piece.endswith("]")):
+                continue  # padding and special tokens carry no characters
+            text = piece[2:] if piece.startswith("##") else "<" + piece
+            grams = {text[i:i + n] for n in self.spec.char_ngrams for i in range(len(text) - n + 1)}
+            grams_by_id[idx] = sorted(self.vocab_size + _stable_hash(g) % self.spec.buckets for g in grams)
+        width = max(1, max(len(g) for g in grams_by_id))
+        table = np.zeros((self.vocab_size, width), dtype=np.int64)
+        for idx, grams in enumerate(grams_by_id):
+            table[idx, :len(grams)] = grams
+        return table
 
     def token_ids(self, texts: list[str]) -> np.ndarray:
         """WordPiece ids ``[batch, longest]`` padded with 0 (at least one column)."""
@@ -118,7 +145,7 @@ class Featurizer:
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         ids = self.token_ids(texts)
-        if len(self.spec.ngrams) == 1:
+        if len(self.spec.ngrams) == 1 and self._char_table is None:
             return ids
         parts = [ids]
         u = ids.astype(np.uint64)
@@ -135,4 +162,15 @@ class Featurizer:
             h = (h * _MIX) >> np.uint64(17)  # multiplicative hashing: high bits are well mixed
             feat = (h % np.uint64(self.spec.buckets)).astype(np.int64) + self.vocab_size
             parts.append(np.where(valid, feat, PAD))
+        if self._char_table is not None:
+            chars = self._char_table[ids].reshape(ids.shape[0], -1)  # padding id 0 maps to a row of zeros
+            # Pieces have 1 to m grams: move each row's ids to the front and cut the shared padding.
+            nonzero = chars != PAD
+            chars = np.take_along_axis(chars, np.argsort(~nonzero, axis=1, kind="stable"), axis=1)
+            parts.append(chars[:, :max(1, int(nonzero.sum(axis=1).max()))])
         return np.concatenate(parts, axis=1)
+
+
+def _stable_hash(text: str) -> int:
+    """Platform-independent 64-bit hash of a string (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")

@@ -47,7 +47,7 @@ def build(num_features: int, num_classes: int, featurizer=None, dim: int = 64, c
     import torch
     from torch import nn
 
-    if featurizer is not None and len(featurizer.ngrams) != 1:
+    if featurizer is not None and (len(featurizer.ngrams) != 1 or getattr(featurizer, "char_ngrams", ())):
         from pipeline.students import StudentConfigError
 
         raise StudentConfigError("wordpiece-cnn reads the token sequence: set distill.featurizer.ngrams: [1]")
