@@ -71,6 +71,33 @@ def demo(push: bool = typer.Option(True, help="push outputs to the DVC remote"))
     raise typer.Exit(run_demo(push=push))
 
 
+@app.command("bench")
+def bench(
+    params: str = typer.Option("params.yaml", "--params", help="params file naming the dataset and settings"),
+    workdir: str = typer.Option(None, "--workdir", help="working folder (default bench/<name>/)"),
+    data_dir: str = typer.Option(None, "--data-dir", envvar="DISTILL_BENCH_DATA_DIR",
+                                 help="folder holding the source files named in the params (default: their paths)"),
+    threads: str = typer.Option("1,2", help="comma-separated thread counts to time every model at"),
+    speed_texts: int = typer.Option(1000, help="test texts every model is timed on"),
+    set_: list[str] = typer.Option([], "--set", help="override a params key: KEY=VALUE (repeatable)"),
+) -> None:
+    """Quality-per-cost benchmark: teacher vs distilled student vs gold-only student; writes bench.json."""
+    from pipeline.bench import bench_name, render_table, run_bench, with_data_dir
+    from pipeline.config import ConfigError, load_params, parse_overrides
+    from pipeline.errors import DistillError
+    from pipeline.stage import setup_logging
+
+    setup_logging()
+    try:
+        loaded = with_data_dir(load_params(params, parse_overrides(set_)), data_dir)
+        record = run_bench(loaded, workdir or f"bench/{bench_name(params)}",
+                           threads=[int(n) for n in threads.split(",")], speed_texts=speed_texts)
+    except (ConfigError, DistillError) as exc:
+        typer.echo(f"bench: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(render_table(record))
+
+
 from pipeline.registry.cli import app as _registry_app  # noqa: E402  (typer only; SQLAlchemy loads per command)
 
 app.add_typer(_registry_app, name="registry")

@@ -164,10 +164,12 @@ class Featurizer:
             parts.append(np.where(valid, feat, PAD))
         if self._char_table is not None:
             chars = self._char_table[ids].reshape(ids.shape[0], -1)  # padding id 0 maps to a row of zeros
-            # Pieces have 1 to m grams: move each row's ids to the front and cut the shared padding.
+            # Pieces have 1 to m grams: pack each row's ids to the front (order kept) and cut the padding.
             nonzero = chars != PAD
-            chars = np.take_along_axis(chars, np.argsort(~nonzero, axis=1, kind="stable"), axis=1)
-            parts.append(chars[:, :max(1, int(nonzero.sum(axis=1).max()))])
+            rows, cols = np.nonzero(nonzero)
+            packed = np.zeros((ids.shape[0], max(1, int(nonzero.sum(axis=1).max()))), dtype=np.int64)
+            packed[rows, np.cumsum(nonzero, axis=1)[rows, cols] - 1] = chars[rows, cols]
+            parts.append(packed)
         return np.concatenate(parts, axis=1)
 
 

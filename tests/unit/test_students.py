@@ -31,6 +31,22 @@ def test_bag_features_are_token_ids_then_hashed_bigrams():
     assert (ids[2] == 0).all()  # empty text: padding only
 
 
+def test_char_ngrams_come_from_the_pieces_and_are_shared_across_words():
+    f = Featurizer(spec_from_config(FeaturizerConfig(buckets=5000, char_ngrams=[3])))
+    assert f.num_features == f.vocab_size + 5000
+    tokens = f.token_ids(["transfer"])[0]
+    assert len(tokens) == 1  # one whole-word piece
+    ids = f(["transfer"])[0]
+    grams = ids[ids >= f.vocab_size]
+    # "<transfer" has 7 distinct character trigrams (one bigram slot is empty for a one-token text)
+    assert len(set(grams.tolist())) == 7
+    other = f(["transfers"])[0]
+    assert len(set(grams.tolist()) & set(other[other >= f.vocab_size].tolist())) >= 6
+    assert (f(["", "x"])[0] == 0).all()  # empty text: padding only
+    again = Featurizer(spec_from_config(FeaturizerConfig(buckets=5000, char_ngrams=[3])))
+    assert (again(TEXTS) == f(TEXTS)).all()  # stable hashing: same ids in every process
+
+
 def test_featurization_does_not_depend_on_batch_composition():
     f = Featurizer(spec_from_config(FeaturizerConfig()))
     alone = f([TEXTS[0]])[0]

@@ -1,0 +1,315 @@
+"""Quality-per-cost benchmark: teacher vs distilled student vs the same student on gold labels only.
+
+    distill bench --params examples/banking77/params.yaml [--workdir bench/banking77] [--data-dir DIR]
+
+One run, through the project's own stage functions (ingest, teacher fit, cached labeling, distill,
+export): nothing here re-implements a stage. Then, in the same process, on the same test texts and with
+the same thread count for every model, it measures
+
+- quality on the gold ``test`` split: teacher, student torch fp32, student ONNX int8, the gold-only
+  baseline (the same student and featurizer trained with cross-entropy on the ``labeled`` rows only);
+  retention = student int8 accuracy / teacher accuracy; agreement of the int8 student with the teacher;
+- cost: texts/s at each thread count (featurization / tokenization included, batches as the model
+  takes them: the teacher sorts its batch by length), p50/p99 single-text latency, file sizes (the
+  teacher counts its encoder weights plus its head) and the wall time of each stage.
+
+Model selection never sees the test split: early stopping uses the validation slice carved from the
+transfer set (teacher agreement for the distilled student, gold accuracy for the baseline).
+Working files go under ``--workdir``; a teacher fitted on the same labeled rows with the same settings
+is reused from there, and labels come from the content-addressed cache, so a re-run pays only for
+training and measuring. Writes ``<workdir>/bench.json`` and returns the markdown table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import DataError
+
+log = logging.getLogger("distill.bench")
+
+DATA_DIR_ENV = "DISTILL_BENCH_DATA_DIR"
+TEACHER_KEY = "bench-key.json"
+
+
+def bench_name(params_path: str | Path) -> str:
+    """``examples/banking77/params-few-labels.yaml`` -> ``banking77-few-labels``; ``params.yaml`` -> ``default``."""
+    path = Path(params_path)
+    parent = path.resolve().parent.name
+    if path.stem == "params" and path.resolve().parent == Path.cwd().resolve():
+        return "default"
+    suffix = path.stem.removeprefix("params").strip("-_")
+    return f"{parent}-{suffix}" if suffix else parent
+
+
+def with_data_dir(params, data_dir: str | Path | None):
+    """Point the table source's files at ``data_dir`` (same file names) and check they exist."""
+    source = params.ingest.source
+    if source.kind == "spamassassin":
+        return params
+    update = {}
+    for key in ("path", "test_path"):
+        value = getattr(source, key)
+        if value is None:
+            continue
+        path = Path(data_dir) / Path(value).name if data_dir else Path(value)
+        if not path.exists():
+            raise DataError(f"ingest.source.{key}: {path} not found. The benchmark reads its data from there "
+                            f"(relative to {Path.cwd()}); pass --data-dir DIR or set {DATA_DIR_ENV}=DIR to the "
+                            f"folder that holds {Path(value).name}")
+        update[key] = str(path)
+    ingest = params.ingest.model_copy(update={"source": source.model_copy(update=update)})
+    return params.model_copy(update={"ingest": ingest})
+
+
+@contextmanager
+def _timed(stages: dict[str, float], name: str):
+    started = time.perf_counter()
+    yield
+    stages[name] = round(time.perf_counter() - started, 3)
+    log.info("bench: %s took %.1f s", name, stages[name])
+
+
+def _teacher_key(params, table) -> str:
+    labeled = table[table["split"] == "labeled"]
+    raw = json.dumps([params.teacher.model_dump(mode="json"), params.seed,
+                      sorted(zip(labeled["id"].astype(str), labeled["label"].astype(str)))])
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def fit_or_reuse_teacher(params, table, teacher_dir: Path) -> dict:
+    """The teacher stage, skipped when ``teacher_dir`` holds one fitted on the same rows and settings."""
+    from pipeline.io import read_json, write_json
+    from pipeline.teacher import prepare_teacher
+
+    key = _teacher_key(params, table)
+    key_path = teacher_dir / TEACHER_KEY
+    if key_path.exists() and read_json(key_path).get("key") == key and (teacher_dir / "teacher.json").exists():
+        log.info("bench: reusing the teacher in %s (same labeled rows and settings)", teacher_dir)
+        return read_json(teacher_dir / "teacher.json")
+    record = prepare_teacher(params.teacher, table, teacher_dir, params.seed)
+    write_json(key_path, {"key": key})
+    return record
+
+
+def gold_only_frame(table, labels_frame, names: list[str]):
+    """Labels table for the baseline: ``labeled`` rows with one-hot gold probabilities, plus test rows.
+
+    Training on it with cross-entropy is the same student learning from gold labels alone; its
+    validation slice is scored against gold, so the baseline never sees the teacher's outputs.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    labeled = table[(table["split"] == "labeled") & table["label"].notna()]
+    eye = np.eye(len(names), dtype=np.float32)
+    frame = labels_frame[labels_frame["split"] == "test"].copy()
+    gold = labeled.assign(origin_id=None, probs=[eye[index[str(y)]] for y in labeled["label"]])
+    return gold[["id", "text", "split", "origin_id", "probs"]]._append(
+        frame[["id", "text", "split", "origin_id", "probs"]], ignore_index=True)
+
+
+def _rate(fn, texts: list[str], batch: int) -> float:
+    fn(texts[:batch])  # warm-up
+    started = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        fn(texts[i:i + batch])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def _latency(fn, texts: list[str]) -> dict[str, float]:
+    lat = []
+    for text in texts:
+        started = time.perf_counter()
+        fn([text])
+        lat.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+
+
+def measure_speed(teacher, student_model, bundle_dir: Path, texts: list[str], threads: Sequence[int],
+                  batch: int, latency_texts: int) -> dict[str, Any]:
+    """Texts/s and single-text latency of teacher, student torch fp32 and student ONNX int8, per thread count.
+
+    Every model sees the same texts. The teacher gets the whole list at once (it sorts by length and
+    batches itself, its best case); the students get batches of ``batch`` in the given order.
+    """
+    import torch
+
+    from pipeline.bundle import load_bundle
+
+    out: dict[str, Any] = {}
+    for n in threads:
+        torch.set_num_threads(n)
+        bundle = load_bundle(bundle_dir, threads=n)
+        feat = bundle.featurizer
+
+        def student_torch(batch_texts, _feat=feat):
+            with torch.no_grad():
+                return torch.softmax(student_model(torch.from_numpy(_feat(batch_texts))), dim=1).numpy()
+
+        models = {
+            "teacher": (teacher.predict_proba, len(texts)),
+            "student_torch": (student_torch, batch),
+            "student_int8": (lambda b, _b=bundle: _b.predict_proba(b, "int8"), batch),
+        }
+        for name, (fn, size) in models.items():
+            rate = _rate(fn, texts, size)
+            out.setdefault(name, {})[str(n)] = {"texts_per_s": rate, **_latency(fn, texts[:latency_texts])}
+            log.info("bench: %s, %d thread(s): %.0f texts/s", name, n, rate)
+    return out
+
+
+def teacher_bytes(params, teacher_dir: Path) -> int | None:
+    """Size of what the teacher needs to run: encoder weight files plus the fitted head (local kinds)."""
+    files = [p for p in teacher_dir.iterdir() if p.is_file() and p.name != TEACHER_KEY]
+    if params.teacher.kind == "embedding-head":
+        from pipeline.teachers.encoder import resolve_encoder
+
+        source = Path(resolve_encoder(params.teacher.embedding_head.encoder))
+        files += [p for p in source.rglob("*") if p.suffix in {".safetensors", ".bin", ".onnx", ".pt"}]
+    elif params.teacher.kind != "onnx" and params.teacher.kind != "hf":
+        return None  # remote or arbitrary Python teacher: no file to weigh
+    return int(sum(p.stat().st_size for p in files))
+
+
+def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), speed_texts: int = 1000,
+              latency_texts: int = 200) -> dict[str, Any]:
+    """Run every stage into ``workdir`` and measure; returns the bench record (also written to bench.json)."""
+    import pandas as pd
+    import torch
+
+    from pipeline.bundle import load_bundle
+    from pipeline.config.distill import LossTerm
+    from pipeline.distill import train_from_frames
+    from pipeline.distill.checkpoint import load_student
+    from pipeline.export import evaluation_texts, export_bundle
+    from pipeline.ingest import ingest
+    from pipeline.io import write_json
+    from pipeline.label import label_table
+    from pipeline.teachers import load_teacher
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stages: dict[str, float] = {}
+    started = time.perf_counter()
+    torch.set_num_threads(max(threads))
+
+    with _timed(stages, "ingest"):
+        table = ingest(params.ingest, params.seed).table
+    with _timed(stages, "teacher"):
+        fit_or_reuse_teacher(params, table, workdir / "teacher")
+        teacher = load_teacher(params.teacher, workdir / "teacher")
+    with _timed(stages, "label"):
+        labels_frame, names, label_metrics = label_table(table, params, workdir / "teacher", teacher=teacher)
+    with _timed(stages, "distill"):
+        distilled = train_from_frames(table, labels_frame, names, params.distill, params.seed, workdir / "student")
+    with _timed(stages, "distill_gold_only"):
+        gold_cfg = params.distill.model_copy(update={"losses": {"ce": LossTerm(weight=1.0)}})
+        gold = train_from_frames(table, gold_only_frame(table, labels_frame, names), names, gold_cfg, params.seed,
+                                 workdir / "student-gold")
+    with _timed(stages, "export"):
+        export = export_bundle(distilled.checkpoint, workdir / "bundle", params.export,
+                               evaluation_texts(table, labels_frame))
+
+    test = labels_frame[labels_frame["split"] == "test"]
+    gold_label = dict(zip(table["id"].astype(str), table["label"]))
+    index = {n: i for i, n in enumerate(names)}
+    y = np.array([index.get(gold_label.get(str(i)), -1) for i in test["id"]])
+    known = y >= 0
+    if not known.any():
+        raise DataError("bench: the test split has no gold labels to score against")
+    texts = test["text"].astype(str).tolist()
+    teacher_pred = np.asarray(test["probs"].tolist()).argmax(axis=1)
+    bundle = load_bundle(workdir / "bundle", threads=max(threads))
+    int8_pred = bundle.predict_proba(texts, "int8").argmax(axis=1)
+    teacher_acc = float((teacher_pred[known] == y[known]).mean())
+    int8_acc = float((int8_pred[known] == y[known]).mean())
+    quality = {
+        "test_rows": int(known.sum()),
+        "teacher_accuracy": teacher_acc,
+        "student_fp32_accuracy": distilled.metrics["test_accuracy"],
+        "student_int8_accuracy": int8_acc,
+        "gold_only_accuracy": gold.metrics["test_accuracy"],
+        "retention": int8_acc / teacher_acc if teacher_acc > 0 else None,
+        "agreement_with_teacher": float((int8_pred == teacher_pred).mean()),
+        "gain_over_gold_only": int8_acc - gold.metrics["test_accuracy"],
+    }
+
+    speed_sample = texts[:speed_texts]
+    with _timed(stages, "speed"):
+        speed = measure_speed(teacher, load_student(distilled.checkpoint).model, workdir / "bundle", speed_sample,
+                              threads, params.export.throughput_batch, latency_texts)
+    sizes = {"teacher": teacher_bytes(params, workdir / "teacher"),
+             "student_fp32": export["files_bytes"]["fp32"], "student_int8": export["files_bytes"]["int8"],
+             "featurizer_tokenizer": export["files_bytes"]["tokenizer"]}
+    record: dict[str, Any] = {
+        "format": "distill-bench/1",
+        "rows": {s: int((table["split"] == s).sum()) for s in ("labeled", "unlabeled", "test")},
+        "labels": len(names),
+        "quality": quality,
+        "speed": speed,
+        "speed_texts": len(speed_sample),
+        "threads": list(threads),
+        "batch": params.export.throughput_batch,
+        "speedup_int8_vs_teacher": {n: speed["student_int8"][n]["texts_per_s"] / speed["teacher"][n]["texts_per_s"]
+                                    for n in speed["teacher"]},
+        "bytes": sizes,
+        "size_ratio_teacher_to_int8": sizes["teacher"] / sizes["student_int8"] if sizes["teacher"] else None,
+        "parity": {"fp32": export["fp32"], "int8": export["int8"], "passed": export["passed"]},
+        "student": {"name": params.distill.student.name, "kwargs": dict(params.distill.student.kwargs),
+                    "featurizer": params.distill.featurizer.model_dump(mode="json"),
+                    "distilled": {k: distilled.metrics[k] for k in ("best_epoch", "epochs_run", "parameters")},
+                    "gold_only": {k: gold.metrics[k] for k in ("best_epoch", "epochs_run", "train_rows")}},
+        "label": {k: label_metrics[k] for k in ("rows", "distinct_texts", "cache_hits", "cache_misses", "texts_per_s")},
+        "stages_s": stages,
+        "wall_s": round(time.perf_counter() - started, 3),
+        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__},
+        "date": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+    }
+    write_json(workdir / "bench.json", record)
+    return record
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def render_table(record: dict[str, Any]) -> str:
+    """Markdown summary of a bench record (the quality block, then cost per thread count)."""
+    q, s, b = record["quality"], record["speed"], record["bytes"]
+    mb = lambda n: "n/a" if n is None else f"{n / 1e6:.2f} MB"  # noqa: E731
+    lines = [
+        f"rows: {record['rows']}, {record['labels']} labels, test rows scored: {q['test_rows']}",
+        "",
+        "| model | test accuracy | agreement with teacher | file |",
+        "|---|---|---|---|",
+        f"| teacher | {_pct(q['teacher_accuracy'])} | 100 % | {mb(b['teacher'])} |",
+        f"| student fp32 (torch) | {_pct(q['student_fp32_accuracy'])} | | {mb(b['student_fp32'])} |",
+        f"| student int8 (onnxruntime) | {_pct(q['student_int8_accuracy'])} | {_pct(q['agreement_with_teacher'])} "
+        f"| {mb(b['student_int8'])} |",
+        f"| same student, gold labels only | {_pct(q['gold_only_accuracy'])} | | |",
+        "",
+        f"retention (int8 / teacher): {_pct(q['retention'])}; gain over gold-only: "
+        f"{100 * q['gain_over_gold_only']:+.1f} points; teacher / int8 size: "
+        f"{record['size_ratio_teacher_to_int8'] or float('nan'):.1f}x",
+        "",
+        f"| path ({record['speed_texts']} test texts, batch {record['batch']}) | threads | texts/s | "
+        "p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("teacher", "student_torch", "student_int8"):
+        for n, m in s[name].items():
+            lines.append(f"| {name} | {n} | {m['texts_per_s']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} |")
+    lines += ["", "int8 speed-up over the teacher: " + ", ".join(
+        f"{v:,.0f}x at {n} thread(s)" for n, v in record["speedup_int8_vs_teacher"].items()),
+        "stage wall time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in record["stages_s"].items())
+        + f"; total {record['wall_s']:.1f}"]
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""`distill bench` end to end on a tiny BANKING77 subset: every stage runs for real (encoder teacher,
+cached labeling, distillation, gold-only baseline, ONNX export, timing) and bench.json is complete."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.conftest import require_banking77
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _subset(tmp_path):
+    root = require_banking77()
+    train, test = pd.read_csv(root / "train.csv"), pd.read_csv(root / "test.csv")
+    classes = sorted(train["category"].unique())[:15]
+    data = tmp_path / "data"
+    data.mkdir()
+    train[train["category"].isin(classes)].groupby("category").head(12).to_csv(data / "train.csv", index=False)
+    test[test["category"].isin(classes)].groupby("category").head(4).to_csv(data / "test.csv", index=False)
+    return data
+
+
+def test_bench_writes_every_field_and_prints_the_table(tmp_path, monkeypatch):
+    from pipeline.cli import app
+
+    data = _subset(tmp_path)
+    params = {
+        "seed": 1,
+        "ingest": {"source": {"kind": "csv", "path": "elsewhere/train.csv", "test_path": "elsewhere/test.csv",
+                              "label_column": "category"}, "labeled_per_class": 4},
+        "label": {"cache_dir": str(tmp_path / "cache")},
+        "distill": {"epochs": 3, "patience": 2, "validation_share": 0.2,
+                    "featurizer": {"buckets": 2048, "char_ngrams": [3]}},
+        "export": {"latency_texts": 10, "parity_rows": 60},
+    }
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    missing = runner.invoke(app, ["bench", "--params", str(path)])
+    assert missing.exit_code == 2
+    assert "--data-dir" in missing.output and "DISTILL_BENCH_DATA_DIR" in missing.output
+
+    result = runner.invoke(app, ["bench", "--params", str(path), "--workdir", "out", "--data-dir", str(data),
+                                 "--threads", "1,2", "--speed-texts", "40"])
+    assert result.exit_code == 0, result.output
+    assert "| teacher |" in result.output and "retention" in result.output
+
+    record = json.loads((tmp_path / "out" / "bench.json").read_text())
+    q = record["quality"]
+    assert record["rows"] == {"labeled": 60, "unlabeled": 120, "test": 60} and record["labels"] == 15
+    for key in ("teacher_accuracy", "student_fp32_accuracy", "student_int8_accuracy", "gold_only_accuracy",
+                "agreement_with_teacher"):
+        assert 0.0 <= q[key] <= 1.0, key
+    assert q["teacher_accuracy"] > 1 / 15  # the encoder head beats chance even on 4 labels per class
+    assert math.isclose(q["retention"], q["student_int8_accuracy"] / q["teacher_accuracy"])
+    assert math.isclose(q["gain_over_gold_only"], q["student_int8_accuracy"] - q["gold_only_accuracy"])
+    for model in ("teacher", "student_torch", "student_int8"):
+        for threads in ("1", "2"):
+            speed = record["speed"][model][threads]
+            assert speed["texts_per_s"] > 0 and 0 < speed["p50_ms"] <= speed["p99_ms"], (model, threads)
+    sizes = record["bytes"]
+    assert sizes["teacher"] > sizes["student_fp32"] > sizes["student_int8"] > 0
+    assert math.isclose(record["size_ratio_teacher_to_int8"], sizes["teacher"] / sizes["student_int8"])
+    assert record["parity"]["passed"] is True
+    assert set(record["stages_s"]) == {"ingest", "teacher", "label", "distill", "distill_gold_only", "export",
+                                       "speed"}
+    assert all(v >= 0 for v in record["stages_s"].values())
+    assert record["student"]["gold_only"]["train_rows"] < record["rows"]["labeled"]  # gold rows minus validation
+
+    # A second run reuses the fitted teacher and the label cache: nothing goes to the teacher again.
+    again = runner.invoke(app, ["bench", "--params", str(path), "--workdir", "out", "--data-dir", str(data),
+                                "--threads", "1", "--speed-texts", "20"])
+    assert again.exit_code == 0, again.output
+    record = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert record["label"]["cache_misses"] == 0
