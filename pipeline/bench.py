@@ -271,7 +271,8 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
         "label": {k: label_metrics[k] for k in ("rows", "distinct_texts", "cache_hits", "cache_misses", "texts_per_s")},
         "stages_s": stages,
         "wall_s": round(time.perf_counter() - started, 3),
-        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__},
+        # Load average at the end: timings on a shared machine are only comparable within one run.
+        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "loadavg_1m": os.getloadavg()[0]},
         "date": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
     write_json(workdir / "bench.json", record)
@@ -310,6 +311,7 @@ def render_table(record: dict[str, Any]) -> str:
             lines.append(f"| {name} | {n} | {m['texts_per_s']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} |")
     lines += ["", "int8 speed-up over the teacher: " + ", ".join(
         f"{v:,.0f}x at {n} thread(s)" for n, v in record["speedup_int8_vs_teacher"].items()),
+        f"machine: {record['machine']['cpus']} CPUs, load average {record['machine']['loadavg_1m']:.1f} at the end",
         "stage wall time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in record["stages_s"].items())
         + f"; total {record['wall_s']:.1f}"]
     return "\n".join(lines)

@@ -25,6 +25,9 @@ class FeaturizerConfig(Section):
     ngrams: list[int] = Field(default_factory=lambda: [1, 2])
     # Hash buckets shared by all n-grams of order >= 2.
     buckets: int = Field(default=16384, ge=1)
+    # Texts are cut to this many characters before tokenizing (None = no cut). The tokenizer reads a
+    # whole text before keeping max_tokens pieces, so a 20,000-character email costs ~100x a short one.
+    max_chars: int | None = Field(default=None, ge=1)
     # Hashed character n-grams of each WordPiece piece (e.g. [3, 4]), in the same buckets; [] = none.
     char_ngrams: list[int] = Field(default_factory=list)
 

@@ -66,12 +66,15 @@ class FeaturizerSpec:
     ngrams: tuple[int, ...] = (1, 2)
     buckets: int = 65536
     char_ngrams: tuple[int, ...] = ()
+    max_chars: int | None = None
 
     def config(self) -> dict[str, Any]:
         out = {"lowercase": self.lowercase, "max_tokens": self.max_tokens,
                "ngrams": list(self.ngrams), "buckets": self.buckets}
         if self.char_ngrams:  # only when used, so digests of bundles made before this key stay the same
             out["char_ngrams"] = list(self.char_ngrams)
+        if self.max_chars is not None:
+            out["max_chars"] = self.max_chars
         return out
 
     @property
@@ -86,14 +89,15 @@ def spec_from_config(cfg) -> FeaturizerSpec:
     path = resolve_tokenizer_path(cfg.tokenizer)
     return FeaturizerSpec(tokenizer_json=path.read_text(encoding="utf-8"), lowercase=cfg.lowercase,
                           max_tokens=cfg.max_tokens, ngrams=tuple(cfg.ngrams), buckets=cfg.buckets,
-                          char_ngrams=tuple(cfg.char_ngrams))
+                          char_ngrams=tuple(cfg.char_ngrams), max_chars=cfg.max_chars)
 
 
 def spec_from_dict(config: dict[str, Any], tokenizer_json: str) -> FeaturizerSpec:
     return FeaturizerSpec(tokenizer_json=tokenizer_json, lowercase=bool(config["lowercase"]),
                           max_tokens=int(config["max_tokens"]), ngrams=tuple(int(n) for n in config["ngrams"]),
                           buckets=int(config["buckets"]),
-                          char_ngrams=tuple(int(n) for n in config.get("char_ngrams", ())))
+                          char_ngrams=tuple(int(n) for n in config.get("char_ngrams", ())),
+                          max_chars=None if config.get("max_chars") is None else int(config["max_chars"]))
 
 
 class Featurizer:
@@ -133,6 +137,8 @@ class Featurizer:
 
     def token_ids(self, texts: list[str]) -> np.ndarray:
         """WordPiece ids ``[batch, longest]`` padded with 0 (at least one column)."""
+        if self.spec.max_chars is not None:  # the tokenizer reads a whole text before truncating it
+            texts = [t[:self.spec.max_chars] for t in texts]
         if self.spec.lowercase:
             texts = [t.lower() for t in texts]
         encs = self._tok.encode_batch(list(texts), add_special_tokens=False)
