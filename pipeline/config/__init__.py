@@ -19,6 +19,7 @@ from pipeline.config.base import ConfigError, Section, format_errors
 from pipeline.config.distill import DistillConfig, ExportConfig
 from pipeline.config.ingest import IngestConfig
 from pipeline.config.registry import RegistryConfig
+from pipeline.config.serve import CanaryConfig, ServeConfig
 from pipeline.config.label import LabelConfig
 from pipeline.config.teacher import TeacherConfig
 from pipeline.config.validate import ValidateConfig
@@ -39,6 +40,8 @@ class Params(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}
 
