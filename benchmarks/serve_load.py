@@ -91,9 +91,46 @@ async def _drive(url: str, bodies: list[bytes], concurrency: int, seconds: float
             "p99_ms": float(np.percentile(lat, 99)), "errors": errors}
 
 
-def drive(url: str, texts: list[str], batch: int, concurrency: int, seconds: float, warmup: float = 1.5) -> dict:
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i + 1
+  return wrk.format(nil, nil, nil, bodies[(i % #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status,
+    latency.max, 0))
+end
+"""
+
+
+def _drive_wrk(url: str, bodies: list[bytes], concurrency: int, seconds: float, work: Path) -> dict:
+    body_file = work / "bodies.txt"
+    body_file.write_bytes(b"\n".join(bodies) + b"\n")
+    script = work / "bench.lua"
+    script.write_text(WRK_SCRIPT)
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "10s",
+                          "-s", str(script), url], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, BENCH_BODIES=str(body_file)))
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
+    n, dur_us, p50, p99, sock_err, status_err, _max, _ = (int(v) for v in line.split()[1:])
+    return {"requests": n, "rps": n / (dur_us / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
+            "errors": sock_err + status_err}
+
+
+def drive(url: str, texts: list[str], batch: int, concurrency: int, seconds: float, generator: str, work: Path,
+          warmup: float = 1.5) -> dict:
     bodies = [json.dumps({"texts": [texts[(i + j) % len(texts)] for j in range(batch)], "key": f"user-{i}"}).encode()
               for i in range(0, 4000, 1)]
+    if generator == "wrk":
+        _drive_wrk(url, bodies, concurrency, 2, work)
+        return _drive_wrk(url, bodies, concurrency, int(seconds), work)
     asyncio.run(_drive(url, bodies, concurrency, warmup))
     return asyncio.run(_drive(url, bodies, concurrency, seconds))
 
@@ -104,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto",
+                    help="wrk (C, light on CPU; apt-get install wrk) or httpx asyncio; auto: wrk when installed")
     ap.add_argument("--threads", type=int, default=1, help="serve.threads (onnxruntime intra-op)")
     args = ap.parse_args(argv)
 
@@ -112,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.config import load_params
     from pipeline.registry import open_registry
 
+    import shutil
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    generator = args.generator if args.generator != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
     work = Path(tempfile.mkdtemp(prefix="distill-bench-"))
     bundle = Path(args.bundle) if args.bundle else None
     if bundle is None:
@@ -152,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         proc = start(cmd, port, ROOT if name == "echo" else work, work / f"{name}.log", ready)
         try:
             for batch in batches:
-                r = drive(f"http://127.0.0.1:{port}/v1/predict", texts, batch, args.concurrency, args.seconds)
+                r = drive(f"http://127.0.0.1:{port}/v1/predict", texts, batch, args.concurrency, args.seconds,
+                          generator, work)
                 results.append({"target": name, "batch": batch, **r})
         finally:
             proc.terminate()
@@ -160,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     by = {(r["target"], r["batch"]): r for r in results}
     print(f"\nmodel server vs bare FastAPI echo; concurrency {args.concurrency}, {args.seconds:.0f} s per run, "
-          f"{os.cpu_count()} CPUs (load generator on the same machine), serve.threads {args.threads}\n")
+          f"{os.cpu_count()} CPUs, load generator {generator} on the same machine, serve.threads {args.threads}\n")
     print("| target | batch | requests | req/s | texts/s | p50 ms | p99 ms | errors | req/s vs echo |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
