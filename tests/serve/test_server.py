@@ -170,3 +170,33 @@ def test_corrupt_model_is_refused_and_the_working_model_keeps_serving(served, tm
     wait_until(lambda: _models(url)["stable"]["version"] == good, what="the fixed model")
     r = httpx.post(url + "/v1/predict", json={"texts": TEXTS})
     assert {p["version"] for p in r.json()["predictions"]} == {good}
+
+
+def test_canary_split_is_sticky_by_key_and_scored_by_stable(served):
+    ws, server, v1 = served
+    url = server.url
+    v2 = ws.register(ws.bundles["good_b"], reason="canary")
+    with ws.registry() as reg:
+        reg.promote(v2, "canary", actor="tests", reason="half the traffic", weight=0.5)
+    wait_until(lambda: (_models(url)["canary"] or {}).get("version") == v2, what="the canary to load")
+    assert _models(url)["canary_weight"] == 0.5
+
+    def routes():
+        with httpx.Client() as client:
+            return {f"user-{i}": client.post(url + "/v1/predict", json={"texts": [TEXTS[i % 5]], "key": f"user-{i}"})
+                    .json()["predictions"][0]["route"] for i in range(120)}
+
+    first, second = routes(), routes()
+    assert first == second  # sticky: a key keeps its route at a given weight
+    share = sum(r == "canary" for r in first.values()) / len(first)
+    assert 0.3 < share < 0.7, share
+    assert _metric(url, "distill_canary_weight") == 0.5
+    assert _metric(url, "distill_canary_compared_total") == 2 * sum(r == "canary" for r in first.values())
+    assert 0.0 < _metric(url, "distill_canary_agreement_ratio") <= 1.0
+    assert _metric(url, "distill_model_info", role="canary", version=v2) == 1
+
+    # weight 0 via the registry: every key back on stable, without a restart
+    with ws.registry() as reg:
+        reg.set_alias("canary", v2, actor="tests", reason="pause", weight=0.0)
+    wait_until(lambda: _models(url)["canary_weight"] == 0.0, what="weight 0")
+    assert set(routes().values()) == {"stable"}
