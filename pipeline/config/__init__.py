@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from pipeline.config.base import ConfigError, Section, format_errors
+from pipeline.config.evaluate import EvaluateConfig
 from pipeline.config.ingest import IngestConfig
 from pipeline.config.teacher import TeacherConfig
 from pipeline.config.validate import ValidateConfig
@@ -30,6 +31,7 @@ class Params(Section):
     # "validate" would shadow a BaseModel method, so the attribute is validate_ and the YAML key validate.
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}
 
