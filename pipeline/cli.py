@@ -19,6 +19,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=N
 STAGES: dict[str, tuple[str, str]] = {
     "ingest": ("pipeline.ingest", "Read the configured source into data/ingested.parquet."),
     "validate": ("pipeline.validate", "Run the Great Expectations suite on the ingested table."),
+    "evaluate": ("pipeline.evaluate.stage", "Score teacher and student on every suite and write the gate report."),
 }
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

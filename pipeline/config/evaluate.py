@@ -70,6 +70,18 @@ class PerturbationsConfig(Section):
     # Per-perturbation override of min_invariance, e.g. {truncate: 0.7}.
     min_invariance_by_kind: dict[str, float] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _known_kinds(self) -> "PerturbationsConfig":
+        from pipeline.evaluate import perturb
+
+        unknown = sorted(set(self.kinds) - set(perturb.registered()))
+        if unknown:
+            raise ValueError(f"unknown perturbation(s) {', '.join(unknown)}; known: {', '.join(perturb.registered())}")
+        odd = sorted(set(self.min_invariance_by_kind) - set(self.kinds))
+        if odd:
+            raise ValueError(f"min_invariance_by_kind names perturbations not in kinds: {', '.join(odd)}")
+        return self
+
 
 class OODConfig(Section):
     """Out-of-domain texts: the student should not be confident on them."""
