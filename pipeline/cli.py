@@ -19,6 +19,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=N
 STAGES: dict[str, tuple[str, str]] = {
     "ingest": ("pipeline.ingest", "Read the configured source into data/ingested.parquet."),
     "validate": ("pipeline.validate", "Run the Great Expectations suite on the ingested table."),
+    "teacher": ("pipeline.teacher", "Fit or check the configured teacher into models/teacher."),
+    "label": ("pipeline.label", "Soft-label every ingested (and augmented) text with the cached teacher."),
+    "train": ("pipeline.distill", "Distill the student from the teacher's soft labels (stage distill)."),
+    "export": ("pipeline.export", "Export the student to an ONNX fp32 + int8 bundle and check parity."),
     "evaluate": ("pipeline.evaluate.stage", "Score teacher and student on every suite and write the gate report."),
 }
 
@@ -66,6 +70,11 @@ def demo(push: bool = typer.Option(True, help="push outputs to the DVC remote"))
     from pipeline.demo import run_demo
 
     raise typer.Exit(run_demo(push=push))
+
+
+from pipeline.registry.cli import app as _registry_app  # noqa: E402  (typer only; SQLAlchemy loads per command)
+
+app.add_typer(_registry_app, name="registry")
 
 
 def main() -> None:  # pragma: no cover - console script shim

@@ -14,9 +14,13 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from pipeline.config.augment import AugmentConfig
 from pipeline.config.base import ConfigError, Section, format_errors
+from pipeline.config.distill import DistillConfig, ExportConfig
 from pipeline.config.evaluate import EvaluateConfig
 from pipeline.config.ingest import IngestConfig
+from pipeline.config.registry import RegistryConfig
+from pipeline.config.label import LabelConfig
 from pipeline.config.teacher import TeacherConfig
 from pipeline.config.validate import ValidateConfig
 
@@ -31,6 +35,11 @@ class Params(Section):
     # "validate" would shadow a BaseModel method, so the attribute is validate_ and the YAML key validate.
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    label: LabelConfig = Field(default_factory=LabelConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}

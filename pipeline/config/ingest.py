@@ -35,6 +35,9 @@ class SourceConfig(Section):
     id_column: str | None = None
     # For email_dir: the label of each message is the name of its first-level sub-folder.
     label_from_folder: bool = True
+    # Text encoding of table files (csv, jsonl). Bytes that do not decode stop ingest with an error
+    # that names the file; set e.g. "latin-1" here for such files. Emails carry their own charsets.
+    encoding: str = "utf-8"
 
     @model_validator(mode="after")
     def _path_required(self) -> "SourceConfig":

@@ -6,5 +6,6 @@ by ``teacher.kind``. Kind modules are imported on demand, so only the chosen tea
 """
 
 from pipeline.teachers.base import Teacher, TeacherError, build_teacher, register, registered_kinds
+from pipeline.teachers.loader import kind_settings, load_teacher
 
-__all__ = ["Teacher", "TeacherError", "build_teacher", "register", "registered_kinds"]
+__all__ = ["Teacher", "TeacherError", "build_teacher", "kind_settings", "load_teacher", "register", "registered_kinds"]

@@ -21,6 +21,16 @@ from pipeline.errors import DistillError
 class TeacherError(DistillError):
     """A teacher could not be built or gave an answer that cannot be used."""
 
+    reason = "teacher_error"
+
+
+class MalformedAnswer(TeacherError):
+    """A teacher answered, but not with probabilities; ``reason`` names the defect for failure counts."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
 
 @runtime_checkable
 class Teacher(Protocol):
@@ -76,15 +86,19 @@ def fingerprint_of(*parts: Any) -> str:
 
 def check_probabilities(probs: Any, n: int, k: int, atol: float = 1e-3) -> np.ndarray:
     """Return ``probs`` as float32 [n, k] or raise TeacherError saying what is wrong with it."""
-    arr = np.asarray(probs, dtype=np.float64)
+    try:
+        arr = np.asarray(probs, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MalformedAnswer(f"teacher answer is not a numeric array: {exc}", "wrong_shape") from None
     if arr.shape != (n, k):
-        raise TeacherError(f"teacher answer has shape {arr.shape}, expected {(n, k)}")
+        raise MalformedAnswer(f"teacher answer has shape {arr.shape}, expected {(n, k)}", "wrong_shape")
     if not np.all(np.isfinite(arr)):
-        raise TeacherError("teacher answer holds NaN or infinite values")
+        raise MalformedAnswer("teacher answer holds NaN or infinite values", "non_finite")
     if np.any(arr < -atol):
-        raise TeacherError("teacher answer holds negative probabilities")
+        raise MalformedAnswer("teacher answer holds negative probabilities", "negative")
     sums = arr.sum(axis=1)
     bad = np.flatnonzero(np.abs(sums - 1.0) > atol)
     if bad.size:
-        raise TeacherError(f"{bad.size} teacher rows do not sum to 1 (e.g. row {bad[0]} sums to {sums[bad[0]]:.4f})")
+        raise MalformedAnswer(f"{bad.size} teacher rows do not sum to 1 (e.g. row {bad[0]} sums to {sums[bad[0]]:.4f})",
+                              "bad_sum")
     return np.clip(arr, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,110 @@
+"""The serving bundle: ONNX student + featurizer, loadable without torch.
+
+``load_bundle("models/bundle")`` reads ``bundle.json`` (format ``distill-bundle/1``, see
+docs/contracts.md), checks the files against the recorded digest, and predicts with onnxruntime and the
+same featurizer training used (pipeline/students/featurize.py). Serving, evaluation and benchmarks use
+this; none of them needs torch or params.yaml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import DistillError
+
+FORMAT = "distill-bundle/1"
+MANIFEST = "bundle.json"
+
+
+class BundleError(DistillError):
+    """A bundle folder is missing files, corrupt, or of another format."""
+
+
+def files_digest(folder: Path, names: list[str]) -> str:
+    """sha256 over the named files (name and bytes), in the given order."""
+    h = hashlib.sha256()
+    for name in names:
+        h.update(name.encode() + b"\0")
+        h.update((folder / name).read_bytes())
+    return h.hexdigest()
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class Bundle:
+    """A loaded bundle: ``labels``, ``digest``, ``predict_proba(texts, variant)``, ``predict(texts)``."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], threads: int | None = None):
+        from pipeline.students.featurize import Featurizer, spec_from_dict
+
+        self.folder = folder
+        self.manifest = manifest
+        self.labels: list[str] = list(manifest["labels"])
+        self.digest: str = manifest["digest"]
+        self.temperature = float(manifest.get("temperature", 1.0))
+        tokenizer_json = (folder / manifest["featurizer"]["tokenizer"]).read_text(encoding="utf-8")
+        self.featurizer = Featurizer(spec_from_dict(manifest["featurizer"]["config"], tokenizer_json))
+        self.threads = threads
+        self._sessions: dict[str, Any] = {}
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.manifest["files"])
+
+    def session(self, variant: str = "int8"):
+        if variant not in self.manifest["files"]:
+            raise BundleError(f"bundle has no variant {variant!r}; it has {self.variants}")
+        if variant not in self._sessions:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            if self.threads:
+                opts.intra_op_num_threads = self.threads
+                opts.inter_op_num_threads = 1
+            path = str(self.folder / self.manifest["files"][variant])
+            self._sessions[variant] = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        return self._sessions[variant]
+
+    def logits(self, texts: list[str], variant: str = "int8") -> np.ndarray:
+        ids = self.featurizer(list(texts))
+        return self.session(variant).run(None, {"ids": ids})[0]
+
+    def predict_proba(self, texts: list[str], variant: str = "int8") -> np.ndarray:
+        """Class probabilities ``[n, len(labels)]`` (float32), columns in ``labels`` order."""
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return softmax(self.logits(texts, variant), self.temperature)
+
+    def predict(self, texts: list[str], variant: str = "int8") -> list[str]:
+        return [self.labels[i] for i in self.predict_proba(texts, variant).argmax(axis=1)]
+
+
+def load_bundle(folder: str | Path, threads: int | None = None, verify: bool = True) -> Bundle:
+    """Open a bundle folder; ``verify`` recomputes the file digest so a corrupt copy fails here."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.exists():
+        raise BundleError(f"{folder}: no {MANIFEST} (run the export stage first)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}; re-run the export stage")
+    names = manifest.get("digest_files", [])
+    missing = [n for n in names if not (folder / n).exists()]
+    if missing:
+        raise BundleError(f"{folder}: bundle files missing: {missing}")
+    if verify and files_digest(folder, names) != manifest.get("digest"):
+        raise BundleError(f"{folder}: files do not match the digest in {MANIFEST} (corrupt or edited); re-export")
+    return Bundle(folder, manifest, threads)

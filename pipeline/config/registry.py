@@ -1,0 +1,19 @@
+"""params.yaml `registry` section: where model versions, aliases and their history are kept.
+
+The environment variable ``DISTILL_REGISTRY_URL`` overrides ``url`` (see
+:func:`pipeline.registry.open_registry`), so a serving host or CI can point at a shared PostgreSQL
+database without editing params.yaml.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from pipeline.config.base import Section
+
+
+class RegistryConfig(Section):
+    # SQLAlchemy URL: a SQLite file by default, or postgresql://user@host/db (driver psycopg 3).
+    url: str = Field(default="sqlite:///.distill/registry.db", min_length=1)
+    # Content-addressed copies of registered bundles: <artifacts_dir>/<sha256 digest>/.
+    artifacts_dir: str = Field(default=".distill/artifacts", min_length=1)

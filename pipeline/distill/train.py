@@ -1,0 +1,205 @@
+"""The training loop: seeded, early stopping on teacher agreement, checkpoint per epoch, resumable,
+single process or torch DDP (gloo on CPU).
+
+Determinism: the model is initialized from ``torch.manual_seed(seed)`` and epoch ``e`` shuffles with
+``numpy.random.default_rng([seed, e])``, so a run resumed from the checkpoint of epoch ``k`` takes the
+same steps as an uninterrupted one. Batches are global: with ``p`` processes each takes every ``p``-th
+row of a batch and DDP averages the gradients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.distill.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from pipeline.distill.data import TransferSet
+
+log = logging.getLogger("distill.train")
+
+
+@dataclass
+class TrainJob:
+    """Everything a training process needs (picklable, sent to DDP workers)."""
+
+    data: TransferSet
+    cfg: Any  # DistillConfig
+    spec: Any  # FeaturizerSpec
+    seed: int
+    checkpoint: str
+    stop_after_epoch: int | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Resume only a checkpoint made from the same data, config and seed."""
+        cfg = self.cfg.model_dump(mode="json", exclude={"processes"})
+        raw = json.dumps([cfg, self.spec.digest, self.data.digest, self.seed], sort_keys=True)
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def predict_logits(model, featurizer, texts: list[str], batch_size: int = 512) -> np.ndarray:
+    """Student logits for texts, featurized batch by batch with the shared featurizer."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            ids = torch.from_numpy(featurizer(texts[i:i + batch_size]))
+            out.append(model(ids).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def make_optimizers(model, cfg) -> list:
+    """AdamW for dense weights, SparseAdam for embeddings with sparse gradients.
+
+    Sparse gradients keep the backward pass and the update to the rows of the batch; dense AdamW on a
+    large hashed table made every step a full pass over the table.
+    """
+    import torch
+
+    sparse = [m.weight for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.sparse]
+    ids = {id(p) for p in sparse}
+    dense = [p for p in model.parameters() if id(p) not in ids]
+    out = [torch.optim.AdamW(dense, lr=cfg.lr, weight_decay=cfg.weight_decay)]
+    if sparse:
+        out.append(torch.optim.SparseAdam(sparse, lr=cfg.lr))
+    return out
+
+
+def run_training(job: TrainJob) -> None:
+    """Train (or resume) to completion, writing the checkpoint after every epoch."""
+    world = job.cfg.processes
+    if world == 1:
+        _worker(0, 1, job, None)
+        return
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory(prefix="distill-ddp-") as tmp:
+        rendezvous = f"file://{Path(tmp) / 'rendezvous'}"
+        mp.spawn(_worker, args=(world, job, rendezvous), nprocs=world, join=True)
+
+
+def _resume_state(job: TrainJob) -> dict[str, Any] | None:
+    path = Path(job.checkpoint)
+    if not path.exists():
+        return None
+    ckpt = read_checkpoint(path)
+    training = ckpt.get("training") or {}
+    if training.get("fingerprint") != job.fingerprint:
+        log.info("%s was made from other data or config: starting fresh", path)
+        return None
+    return ckpt
+
+
+def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from pipeline.losses import build_objective
+    from pipeline.students import build_student
+    from pipeline.stage import setup_logging
+    from pipeline.students.featurize import Featurizer
+
+    setup_logging()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    if world > 1:
+        dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=world)
+    try:
+        cfg, data = job.cfg, job.data
+        featurizer = Featurizer(job.spec)
+        torch.manual_seed(job.seed)
+        model = build_student(cfg.student.name, featurizer.num_features, len(data.labels), job.spec,
+                              **cfg.student.kwargs)
+        optimizers = make_optimizers(model, cfg)
+        state = {"epoch": 0, "best_epoch": 0, "best_val": -1.0, "bad_epochs": 0, "history": [], "done": False}
+        best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        ckpt = _resume_state(job)
+        if ckpt is not None:
+            tr = ckpt["training"]
+            model.load_state_dict(tr["last_state"])
+            for opt, saved in zip(optimizers, tr["optimizer"], strict=True):
+                opt.load_state_dict(saved)
+            best_state = ckpt["state_dict"]
+            state = {k: tr[k] for k in state}
+            if rank == 0:
+                log.info("resuming after epoch %d (best %.4f at epoch %d)", state["epoch"], state["best_val"],
+                         state["best_epoch"])
+        net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        objective = build_objective(cfg.losses)
+        probs = torch.from_numpy(data.train_probs)
+        targets = torch.from_numpy(data.train_targets if cfg.use_gold else np.full_like(data.train_targets, -1))
+        texts = data.train_texts
+        val_teacher = data.val_probs.argmax(axis=1)
+        n, bs = len(texts), cfg.batch_size
+
+        for epoch in range(state["epoch"], cfg.epochs):
+            if state["done"]:
+                break
+            model.train()
+            order = np.random.default_rng([job.seed, epoch]).permutation(n)
+            total, rows = 0.0, 0
+            for start in range(0, n, bs):
+                batch = order[start:start + bs]
+                if len(batch) < world:
+                    continue  # a rank would get no rows
+                mine = batch[rank::world]
+                ids = torch.from_numpy(featurizer([texts[i] for i in mine]))
+                loss = objective(net(ids), probs[mine], targets[mine])
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                loss.backward()
+                for opt in optimizers:
+                    opt.step()
+                total += float(loss.detach()) * len(mine)
+                rows += len(mine)
+            if world > 1:
+                sums = torch.tensor([total, float(rows)], dtype=torch.float64)
+                dist.all_reduce(sums)
+                total, rows = float(sums[0]), float(sums[1])
+            model.eval()
+            val_pred = predict_logits(model, featurizer, data.val_texts).argmax(axis=1)
+            agreement = float((val_pred == val_teacher).mean())
+            epoch_loss = total / max(rows, 1)
+            state["history"].append({"epoch": epoch + 1, "loss": epoch_loss, "val_agreement": agreement})
+            state["epoch"] = epoch + 1
+            if agreement > state["best_val"]:
+                state.update(best_val=agreement, best_epoch=epoch + 1, bad_epochs=0)
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                state["bad_epochs"] += 1
+            if state["bad_epochs"] >= cfg.patience or state["epoch"] >= cfg.epochs:
+                state["done"] = True
+            if rank == 0:
+                log.info("epoch %d: loss %.4f, validation agreement %.4f%s", epoch + 1, epoch_loss, agreement,
+                         " (best)" if state["best_epoch"] == epoch + 1 else "")
+                save_checkpoint(job.checkpoint, {
+                    "student": {"name": cfg.student.name, "kwargs": dict(cfg.student.kwargs)},
+                    "labels": list(data.labels),
+                    "featurizer": {"config": job.spec.config(), "tokenizer_json": job.spec.tokenizer_json},
+                    "num_features": featurizer.num_features,
+                    "state_dict": best_state,
+                    "training": {"fingerprint": job.fingerprint, **state,
+                                 "last_state": model.state_dict(), "optimizer": [o.state_dict() for o in optimizers]},
+                })
+            if world > 1:
+                dist.barrier()
+            if job.stop_after_epoch is not None and state["epoch"] >= job.stop_after_epoch:
+                break  # used by tests to simulate a kill after a saved epoch
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def training_state(path: str | Path) -> dict[str, Any]:
+    ckpt = read_checkpoint(path)
+    if "training" not in ckpt:
+        raise CheckpointError(f"{path}: checkpoint holds no training state")
+    return ckpt["training"]

@@ -1,0 +1,187 @@
+"""Stage `export`: student checkpoint -> ONNX fp32 + int8 bundle, parity-checked and timed.
+
+    python -m pipeline.export --checkpoint models/student/checkpoint.pt --data data/ingested.parquet \
+        --labels data/labels.parquet --out models/bundle --metrics metrics/export.json
+
+Reads the ``export`` params section. The ONNX graph takes the featurizer's int64 id matrix ``ids``
+``[batch, length]`` (both dynamic) and returns ``logits``; it is exported with the legacy TorchScript
+exporter (fast, one file) and quantized with onnxruntime dynamic int8 (QUInt8 weights by default:
+QInt8 saturates on CPUs without VNNI). Parity of torch vs ONNX fp32 vs int8 is measured on the
+evaluation rows (test split first, then transfer texts) and the stage fails when label agreement or
+the largest probability difference breaches ``export.min_label_agreement`` / ``export.max_prob_diff``
+/ ``export.max_fp32_prob_diff``. Latency and throughput are measured through
+:func:`pipeline.bundle.load_bundle`, i.e. featurization included, as serving sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import DistillError
+
+log = logging.getLogger("distill.export")
+
+FP32, INT8, TOKENIZER = "model.onnx", "model.int8.onnx", "tokenizer.json"
+
+
+class ParityError(DistillError):
+    """The exported or quantized model disagrees with the torch student beyond the thresholds."""
+
+
+def export_onnx(model, path: Path, opset: int) -> None:
+    """Export with dynamic batch and length, one file, no external data."""
+    import torch
+
+    dummy = torch.tensor([[2, 3, 4, 0], [5, 6, 0, 0]], dtype=torch.int64)
+    torch.onnx.export(model, (dummy,), str(path), input_names=["ids"], output_names=["logits"],
+                      dynamic_axes={"ids": {0: "batch", 1: "length"}, "logits": {0: "batch"}},
+                      opset_version=opset, dynamo=False)
+
+
+def quantize_int8(src: Path, dst: Path, weight_type: str, reduce_range: bool) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type={"quint8": QuantType.QUInt8, "qint8": QuantType.QInt8}[weight_type],
+                     reduce_range=reduce_range)
+
+
+def parity(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+    """Label agreement and largest absolute probability difference of two probability matrices."""
+    return {"label_agreement": float((reference.argmax(1) == other.argmax(1)).mean()),
+            "max_prob_diff": float(np.abs(reference - other).max())}
+
+
+def measure_speed(bundle, texts: list[str], variant: str, single: int, batch: int) -> dict[str, float]:
+    """p50/p99 single-text latency (ms) and throughput (texts/s) at ``batch``, featurization included."""
+    bundle.predict_proba(texts[:batch], variant)  # warm-up
+    lat = []
+    for text in texts[:single]:
+        t0 = time.perf_counter()
+        bundle.predict_proba([text], variant)
+        lat.append((time.perf_counter() - t0) * 1000)
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        bundle.predict_proba(texts[i:i + batch], variant)
+    elapsed = time.perf_counter() - t0
+    return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+            "texts_per_s": len(texts) / elapsed}
+
+
+def export_bundle(checkpoint: str | Path, out_dir: str | Path, cfg, eval_texts: list[str]) -> dict[str, Any]:
+    """Write the bundle, check parity, measure speed. Returns metrics; raises ParityError on breach."""
+    import torch
+
+    from pipeline.bundle import FORMAT, files_digest, load_bundle, softmax
+    from pipeline.distill.checkpoint import load_student
+    from pipeline.distill.train import predict_logits
+
+    if not eval_texts:
+        raise DistillError("export: no evaluation rows to check parity on (empty test and transfer sets)")
+    student = load_student(checkpoint)
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    t0 = time.perf_counter()
+    export_onnx(student.model, out / FP32, cfg.opset)
+    quantize_int8(out / FP32, out / INT8, cfg.weight_type, cfg.reduce_range)
+    (out / TOKENIZER).write_text(student.featurizer_spec.tokenizer_json, encoding="utf-8")
+    export_s = time.perf_counter() - t0
+    names = [FP32, INT8, TOKENIZER]
+    manifest = {
+        "format": FORMAT,
+        "labels": student.labels,
+        "featurizer": {"tokenizer": TOKENIZER, "config": student.featurizer_spec.config()},
+        "temperature": 1.0,
+        "files": {"fp32": FP32, "int8": INT8},
+        "inputs": {"ids": "int64 [batch, length], 0 = padding"}, "outputs": {"logits": "float32 [batch, labels]"},
+        "student": student.student,
+        "training": {k: student.checkpoint["training"].get(k) for k in ("best_epoch", "best_val")}
+        if "training" in student.checkpoint else {},
+        "quantization": {"weight_type": cfg.weight_type, "reduce_range": cfg.reduce_range},
+        "digest_files": names,
+        "digest": files_digest(out, names),
+    }
+    (out / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+    torch.set_num_threads(cfg.threads)
+    bundle = load_bundle(out, threads=cfg.threads)
+    texts = eval_texts[:cfg.parity_rows]
+    ref = softmax(predict_logits(student.model, bundle.featurizer, texts))
+    fp32 = parity(ref, bundle.predict_proba(texts, "fp32"))
+    int8 = parity(ref, bundle.predict_proba(texts, "int8"))
+    metrics: dict[str, Any] = {
+        "files_bytes": {"fp32": (out / FP32).stat().st_size, "int8": (out / INT8).stat().st_size,
+                        "tokenizer": (out / TOKENIZER).stat().st_size},
+        "parity_rows": len(texts),
+        "fp32": fp32, "int8": int8,
+        "thresholds": {"min_label_agreement": cfg.min_label_agreement, "max_prob_diff": cfg.max_prob_diff,
+                       "max_fp32_prob_diff": cfg.max_fp32_prob_diff},
+        "export_s": export_s,
+        "threads": cfg.threads,
+    }
+    metrics["size_ratio_int8"] = metrics["files_bytes"]["int8"] / metrics["files_bytes"]["fp32"]
+    speed_texts = (eval_texts * (1 + 2000 // len(eval_texts)))[:max(2000, cfg.latency_texts)]
+    for variant in ("fp32", "int8"):
+        metrics[f"speed_{variant}"] = measure_speed(bundle, speed_texts, variant, cfg.latency_texts,
+                                                    cfg.throughput_batch)
+    metrics["throughput_batch"] = cfg.throughput_batch
+    problems = []
+    for name, result, limit in (("fp32", fp32, cfg.max_fp32_prob_diff), ("int8", int8, cfg.max_prob_diff)):
+        if result["label_agreement"] < cfg.min_label_agreement:
+            problems.append(f"{name} label agreement {result['label_agreement']:.4f} < {cfg.min_label_agreement}")
+        if result["max_prob_diff"] > limit:
+            problems.append(f"{name} max probability difference {result['max_prob_diff']:.2e} > {limit}")
+    metrics["passed"] = not problems
+    metrics["problems"] = problems
+    return metrics
+
+
+def evaluation_texts(ingested, labels_frame) -> list[str]:
+    """Test-split texts first, then transfer texts not already included (deterministic order)."""
+    texts = ingested.loc[ingested["split"] == "test", "text"].astype(str).tolist()
+    seen = set(texts)
+    if labels_frame is not None:
+        for text in labels_frame["text"].astype(str):
+            if text not in seen:
+                seen.add(text)
+                texts.append(text)
+    return texts
+
+
+def main(argv=None) -> int:
+    from pipeline.distill.data import read_ingested, read_labels
+    from pipeline.io import write_json
+    from pipeline.stage import load_stage_params, run_stage, stage_parser
+
+    parser = stage_parser("python -m pipeline.export", __doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="student checkpoint (models/student/checkpoint.pt)")
+    parser.add_argument("--data", required=True, help="ingested table: evaluation rows for parity")
+    parser.add_argument("--labels", required=True, help="teacher labels: more evaluation rows")
+    parser.add_argument("--out", required=True, help="bundle folder to write")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+
+    def body(args):
+        cfg = load_stage_params(args).export
+        labels_frame, _ = read_labels(args.labels)
+        metrics = export_bundle(args.checkpoint, args.out, cfg, evaluation_texts(read_ingested(args.data), labels_frame))
+        write_json(args.metrics, metrics)
+        log.info("int8 %.0f KB (%.2fx fp32); int8 agreement %.4f; %.0f texts/s", metrics["files_bytes"]["int8"] / 1024,
+                 metrics["size_ratio_int8"], metrics["int8"]["label_agreement"], metrics["speed_int8"]["texts_per_s"])
+        if not metrics["passed"]:
+            raise ParityError("parity check failed: " + "; ".join(metrics["problems"]) + " (see " + args.metrics + ")")
+
+    return run_stage("export", body, parser, argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

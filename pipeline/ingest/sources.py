@@ -1,0 +1,64 @@
+"""Source readers, registered by ``ingest.source.kind``.
+
+Every reader turns its input into the same raw frame (columns ``id`` (source id or None),
+``text``, ``label`` (or None), ``group`` (or None), ``source``, ``fixed_split`` ("test" for rows
+of a given test file, else None)) plus counts of what it had to repair or skip, so that
+:func:`pipeline.ingest.ingest` cleans, deduplicates and splits every source the same way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pipeline.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.config.ingest import IngestConfig
+
+RAW_COLUMNS = ["id", "text", "label", "group", "source", "fixed_split"]
+
+
+@dataclass
+class SourceData:
+    """What a reader returns: the raw rows, counts of repairs/skips, and a description for the report."""
+
+    frame: "pd.DataFrame"
+    counts: Counter = field(default_factory=Counter)
+    description: dict = field(default_factory=dict)
+
+
+Reader = Callable[["IngestConfig", int], SourceData]
+_READERS: dict[str, Reader] = {}
+
+
+def register(kind: str) -> Callable[[Reader], Reader]:
+    """Register a reader under the ``ingest.source.kind`` name it serves."""
+
+    def wrap(fn: Reader) -> Reader:
+        _READERS[kind] = fn
+        return fn
+
+    return wrap
+
+
+def read_source(cfg: "IngestConfig", seed: int) -> SourceData:
+    """Read the configured source with its registered reader."""
+    # Importing the reader modules registers them; kept here so importing this module stays cheap.
+    from pipeline.ingest import email_dir, spamassassin, tables  # noqa: F401
+
+    kind = cfg.source.kind
+    if kind not in _READERS:
+        raise DataError(f"ingest.source.kind {kind!r} has no reader; known kinds: {', '.join(sorted(_READERS))}")
+    return _READERS[kind](cfg, seed)
+
+
+def raw_frame(rows: list[dict]) -> "pd.DataFrame":
+    """A raw frame with exactly :data:`RAW_COLUMNS` (missing keys become None)."""
+    import pandas as pd
+
+    return pd.DataFrame([{c: r.get(c) for c in RAW_COLUMNS} for r in rows], columns=RAW_COLUMNS, dtype=object)

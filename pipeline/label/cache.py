@@ -1,0 +1,76 @@
+"""Content-addressed label cache: (teacher fingerprint, sha256 of text) -> probabilities.
+
+One SQLite file in WAL mode with a busy timeout: many processes (Dask workers, concurrent runs) may
+read and write at once, and each batch is committed in its own transaction, so a process killed with
+SIGKILL loses at most the batch it was labeling. The cache lives outside DVC outputs (``label.cache_dir``)
+so it survives ``dvc repro`` wiping ``data/labels.parquet``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+DB_NAME = "labels.sqlite"
+_CHUNK = 500  # keys per SELECT ... IN (...) (SQLite's variable limit is far above this)
+
+
+def text_key(text: str) -> str:
+    """The cache key of a text: sha256 of its UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class LabelCache:
+    """Read and write cached teacher probabilities. Open one per process; close when done."""
+
+    def __init__(self, cache_dir: str | Path, timeout_s: float = 120.0):
+        self.path = Path(cache_dir) / DB_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+        self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS labels (fingerprint TEXT NOT NULL, text_sha TEXT NOT NULL, "
+                         "probs BLOB NOT NULL, PRIMARY KEY (fingerprint, text_sha)) WITHOUT ROWID")
+
+    def get_many(self, fingerprint: str, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """Cached probabilities of those ``keys`` that are present (float32 vectors)."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start:start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT text_sha, probs FROM labels WHERE fingerprint = ? AND text_sha IN ({marks})",
+                                    [fingerprint, *chunk])
+            for key, blob in rows:
+                found[key] = np.frombuffer(blob, dtype=np.float32).copy()
+        return found
+
+    def put_many(self, fingerprint: str, items: Mapping[str, np.ndarray]) -> None:
+        """Store one batch in one transaction (all or nothing)."""
+        if not items:
+            return
+        rows = [(fingerprint, key, np.asarray(p, dtype=np.float32).tobytes()) for key, p in items.items()]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO labels (fingerprint, text_sha, probs) VALUES (?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def count(self, fingerprint: str) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM labels WHERE fingerprint = ?", [fingerprint]).fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "LabelCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

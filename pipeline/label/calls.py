@@ -1,0 +1,113 @@
+"""Ask the teacher for the texts the cache lacks: batches, retries, splitting, one commit per batch.
+
+A batch whose answer is malformed (wrong shape, NaN, rows not summing to 1) or that raises a
+TeacherError is retried ``retries`` times; if it still fails, it is split in halves and each half is
+tried the same way, so one bad text does not sink its neighbours. A single text that keeps failing is
+recorded with its reason and never written to the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.label.cache import LabelCache
+from pipeline.teachers.base import Teacher, TeacherError, check_probabilities
+
+log = logging.getLogger("distill.label")
+
+
+@dataclass
+class CallStats:
+    """What asking the teacher cost: calls, texts sent, labeled texts, failures by reason."""
+
+    calls: int = 0
+    texts_sent: int = 0
+    labeled: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # text key -> reason
+    usage: dict[str, float] = field(default_factory=dict)  # growth of the teacher's ``usage`` counters
+
+    def merge(self, other: "CallStats") -> None:
+        self.calls += other.calls
+        self.texts_sent += other.texts_sent
+        self.labeled += other.labeled
+        self.failed.update(other.failed)
+        for key, value in other.usage.items():
+            self.usage[key] = self.usage.get(key, 0.0) + value
+
+    def reasons(self) -> dict[str, int]:
+        return dict(Counter(self.failed.values()))
+
+
+def _ask_partial(teacher: Teacher, piece: Sequence[tuple[str, str]], stats: CallStats) -> dict[str, np.ndarray]:
+    """Teachers whose texts fail one by one (``predict_proba_partial``) retry inside; record what failed."""
+    texts = [text for _, text in piece]
+    stats.calls += 1
+    stats.texts_sent += len(texts)
+    probs, failures = teacher.predict_proba_partial(texts)  # type: ignore[attr-defined]
+    out: dict[str, np.ndarray] = {}
+    for i, (key, _) in enumerate(piece):
+        if i in failures:
+            # "malformed answer: the response has no choices (...)" -> counted as "malformed answer"
+            stats.failed[key] = str(failures[i]).split(":", 1)[0]
+            continue
+        try:
+            out[key] = check_probabilities(np.asarray(probs)[i:i + 1], 1, len(teacher.labels))[0]
+        except TeacherError as exc:
+            stats.failed[key] = getattr(exc, "reason", "teacher_error")
+    return out
+
+
+def _ask(teacher: Teacher, piece: Sequence[tuple[str, str]], retries: int, stats: CallStats) -> dict[str, np.ndarray]:
+    """Label ``piece`` ((key, text) pairs); on repeated failure split it; failed keys go to ``stats.failed``."""
+    if hasattr(teacher, "predict_proba_partial"):
+        return _ask_partial(teacher, piece, stats)
+    texts = [text for _, text in piece]
+    last: TeacherError | None = None
+    for attempt in range(retries + 1):
+        stats.calls += 1
+        stats.texts_sent += len(texts)
+        try:
+            probs = check_probabilities(teacher.predict_proba(texts), len(texts), len(teacher.labels))
+            return {key: probs[i] for i, (key, _) in enumerate(piece)}
+        except TeacherError as exc:
+            last = exc
+            log.debug("teacher answer for %d texts rejected (attempt %d): %s", len(texts), attempt + 1, exc)
+    if len(piece) == 1:
+        stats.failed[piece[0][0]] = getattr(last, "reason", "teacher_error")
+        log.warning("text %s… failed after %d attempts: %s", piece[0][0][:12], retries + 1, last)
+        return {}
+    mid = len(piece) // 2
+    out = _ask(teacher, piece[:mid], retries, stats)
+    out.update(_ask(teacher, piece[mid:], retries, stats))
+    return out
+
+
+def label_missing(teacher: Teacher, items: Sequence[tuple[str, str]], cache: LabelCache, batch_size: int,
+                  retries: int, on_batch: Callable[[int], None] | None = None) -> CallStats:
+    """Label ``items`` ((key, text) pairs not in the cache) batch by batch, committing each batch."""
+    stats = CallStats()
+    fingerprint = teacher.fingerprint
+    before = usage_of(teacher)
+    for start in range(0, len(items), batch_size):
+        piece = items[start:start + batch_size]
+        got = _ask(teacher, piece, retries, stats)
+        cache.put_many(fingerprint, got)
+        stats.labeled += len(got)
+        if on_batch is not None:
+            on_batch(len(piece))
+    after = usage_of(teacher)
+    stats.usage = {key: after[key] - before.get(key, 0.0) for key in after}
+    return stats
+
+
+def usage_of(teacher: Teacher) -> dict[str, float]:
+    """Numeric counters of a teacher's ``usage`` dict (tokens, cost), when it has one."""
+    usage = getattr(teacher, "usage", None)
+    if not isinstance(usage, dict):
+        return {}
+    return {k: float(v) for k, v in usage.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

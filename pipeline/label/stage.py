@@ -1,0 +1,164 @@
+"""The label stage: build the table of soft labels, write it with its metrics.
+
+Every distinct text is looked up in the cache by (teacher fingerprint, sha256 of text); only the
+missing ones go to the teacher (here or on Dask). Texts the teacher failed on are counted by reason and
+left out of ``data/labels.parquet``; past ``label.max_failure_rate`` the stage fails.
+
+    python -m pipeline.label --data data/ingested.parquet --teacher-dir models/teacher \
+        --out data/labels.parquet --metrics metrics/label.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.augment import augment_rows
+from pipeline.config import Params
+from pipeline.errors import DistillError
+from pipeline.io import atomic_write_bytes, read_json, write_json
+from pipeline.label.cache import LabelCache, text_key
+from pipeline.label.calls import CallStats, label_missing
+from pipeline.label.progress import Progress
+from pipeline.stage import load_stage_params, run_stage, stage_parser
+
+log = logging.getLogger("distill.label")
+
+
+class LabelingFailed(DistillError):
+    """More texts failed to get a teacher label than ``label.max_failure_rate`` allows."""
+
+
+def label_table(frame, params: Params, model_dir: str | Path, teacher=None):
+    """Label ingested rows (+ augmented unlabeled rows). Returns (labels frame, label names, metrics)."""
+    import pandas as pd
+
+    from pipeline.teachers import load_teacher
+
+    started = time.perf_counter()
+    cfg = params.label
+    teacher = teacher or load_teacher(params.teacher, model_dir)
+    fingerprint = teacher.fingerprint
+    _check_teacher_record(Path(model_dir), teacher)
+
+    rows = frame[["id", "text", "split"]].assign(origin_id=None)
+    rows["id"] = rows["id"].astype(str)
+    unlabeled = rows[rows["split"] == "unlabeled"]
+    aug, aug_counts = augment_rows(unlabeled["id"].tolist(), unlabeled["text"].tolist(), params.augment, params.seed)
+    if aug:
+        rows = pd.concat([rows, pd.DataFrame(aug)], ignore_index=True)
+    keys = [text_key(t) for t in rows["text"]]
+    unique = dict(zip(keys, rows["text"]))
+
+    with LabelCache(cfg.cache_dir) as cache:
+        cached = cache.get_many(fingerprint, unique)
+        missing = [(k, t) for k, t in unique.items() if k not in cached]
+        log.info("%d rows, %d distinct texts: %d cached, %d for the teacher (%s)", len(rows), len(unique),
+                 len(cached), len(missing), fingerprint)
+        progress = Progress(len(missing), cfg.progress_every_s)
+        call_started = time.perf_counter()
+        try:
+            if missing and (cfg.dask.scheduler or cfg.dask.local_workers):
+                from pipeline.label.scale import label_on_dask
+
+                stats = label_on_dask(missing, params.teacher, model_dir, cfg, fingerprint, progress.advance)
+            elif missing:
+                stats = label_missing(teacher, missing, cache, cfg.batch_size, cfg.retries, progress.advance)
+            else:
+                stats = CallStats()
+        finally:
+            progress.close()
+        call_seconds = time.perf_counter() - call_started
+        found = cache.get_many(fingerprint, unique)
+
+    ok = np.array([k in found for k in keys])
+    kept = rows[ok].reset_index(drop=True)
+    probs = [found[k] for k, good in zip(keys, ok) if good]
+    labels = list(teacher.labels)
+    kept["probs"] = probs
+    kept["pred"] = [labels[int(np.argmax(p))] for p in probs]
+    kept["fingerprint"] = fingerprint
+    failed_rows = int((~ok).sum())
+    metrics = {
+        "rows": len(rows),
+        "labeled_rows": len(kept),
+        "distinct_texts": len(unique),
+        "cache_hits": len(cached),
+        "cache_misses": len(missing),
+        "teacher_calls": stats.calls,
+        "texts_sent": stats.texts_sent,
+        "texts_per_s": round(stats.labeled / call_seconds, 2) if stats.labeled and call_seconds > 0 else None,
+        "failed_texts": len(stats.failed),
+        "failed_rows": failed_rows,
+        "failure_rate": failed_rows / max(len(rows), 1),
+        "failures_by_reason": stats.reasons(),
+        "usage": stats.usage,
+        "fingerprint": fingerprint,
+        "seconds": round(time.perf_counter() - started, 2),
+        **aug_counts,
+    }
+    log.info("label: %d hits, %d misses, %d teacher calls, %s texts/s, %d failed %s, usage %s",
+             metrics["cache_hits"], metrics["cache_misses"], stats.calls, metrics["texts_per_s"],
+             len(stats.failed), metrics["failures_by_reason"], metrics["usage"])
+    return kept, labels, metrics
+
+
+def _check_teacher_record(model_dir: Path, teacher) -> None:
+    """Warn when models/teacher/teacher.json describes another teacher than the one just built."""
+    path = model_dir / "teacher.json"
+    if not path.exists():
+        log.warning("%s not found: the teacher stage has not run for this teacher", path)
+        return
+    record = read_json(path)
+    if record.get("fingerprint") != teacher.fingerprint:
+        log.warning("teacher fingerprint %s differs from %s in %s (teacher code or files changed since the "
+                    "teacher stage ran)", teacher.fingerprint, record.get("fingerprint"), path)
+
+
+def write_labels(path: str | Path, kept, labels: list[str]) -> None:
+    """Write data/labels.parquet per docs/contracts.md (probs as list<float32>, labels in metadata)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    origin = kept["origin_id"].where(kept["origin_id"].notna(), None).tolist()
+    table = pa.table({
+        "id": pa.array(kept["id"].astype(str).tolist(), pa.string()),
+        "text": pa.array(kept["text"].tolist(), pa.string()),
+        "split": pa.array(kept["split"].tolist(), pa.string()),
+        "origin_id": pa.array(origin, pa.string()),
+        "probs": pa.array([np.asarray(p, dtype=np.float32) for p in kept["probs"]], pa.list_(pa.float32())),
+        "pred": pa.array(kept["pred"].tolist(), pa.string()),
+        "fingerprint": pa.array(kept["fingerprint"].tolist(), pa.string()),
+    }).replace_schema_metadata({"labels": json.dumps(labels)})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pipeline.teacher import read_ingested
+
+    parser = stage_parser("distill label", __doc__)
+    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
+    parser.add_argument("--teacher-dir", required=True, help="teacher directory (models/teacher)")
+    parser.add_argument("--out", required=True, help="labels table to write (data/labels.parquet)")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write (metrics/label.json)")
+
+    def body(args: argparse.Namespace) -> None:
+        params = load_stage_params(args)
+        kept, labels, metrics = label_table(read_ingested(args.data), params, args.teacher_dir)
+        write_json(args.metrics, metrics)
+        if metrics["failure_rate"] > params.label.max_failure_rate:
+            raise LabelingFailed(
+                f"{metrics['failed_rows']} of {metrics['rows']} rows ({metrics['failure_rate']:.1%}) got no teacher "
+                f"label, above label.max_failure_rate={params.label.max_failure_rate:.1%}; reasons: "
+                f"{metrics['failures_by_reason']} (see the log; fix the teacher or raise the threshold)")
+        write_labels(args.out, kept, labels)
+
+    return run_stage("label", body, parser, argv)

@@ -1,0 +1,56 @@
+"""Content-addressed artifact store: a registered bundle is copied to ``<root>/<sha256>/``.
+
+The digest covers every file's relative path and bytes, so the same bundle registered twice is stored
+once, and a serving host can check that what it fetched is exactly what was registered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pipeline.registry.errors import BundleError
+
+
+def bundle_digest(bundle_dir: str | Path) -> str:
+    """sha256 over the sorted (relative path, file sha256) pairs of a bundle directory."""
+    root = Path(bundle_dir)
+    if not root.is_dir():
+        raise BundleError(f"{root}: bundle directory not found; run the export stage (dvc repro export) first")
+    if not (root / "bundle.json").is_file():
+        raise BundleError(f"{root}: no bundle.json; is this the export stage's output (models/bundle/)?")
+    outer = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        inner = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                inner.update(block)
+        outer.update(path.relative_to(root).as_posix().encode() + b"\0" + inner.hexdigest().encode() + b"\n")
+    return outer.hexdigest()
+
+
+def store_bundle(bundle_dir: str | Path, artifacts_dir: str | Path, digest: str) -> Path:
+    """Copy the bundle to ``artifacts_dir/digest`` unless it is there already; return that path.
+
+    The copy goes to a temporary sibling first and is renamed into place, so a reader never sees a
+    half-written bundle, and two processes storing the same digest at once both succeed.
+    """
+    root = Path(artifacts_dir)
+    dest = root / digest
+    if dest.is_dir():
+        return dest
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{digest[:12]}."))
+    try:
+        shutil.copytree(bundle_dir, tmp, dirs_exist_ok=True)
+        os.rename(tmp, dest)
+    except OSError:
+        if not dest.is_dir():
+            raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest

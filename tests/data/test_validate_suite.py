@@ -1,0 +1,108 @@
+"""The Great Expectations suite catches each planted defect and names the failing expectation."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from pipeline.config.validate import ValidateConfig
+from pipeline.validate import main, validate
+
+pytestmark = pytest.mark.data
+
+CFG = ValidateConfig(min_chars=1, max_chars=200, min_class_share=0.2, max_class_share=0.8, examples=3)
+
+
+def _clean_table() -> pd.DataFrame:
+    rows = []
+    for i in range(30):
+        split = "test" if i % 5 == 0 else ("labeled" if i % 3 == 0 else "unlabeled")
+        rows.append({"id": f"id{i}", "text": f"message number {i}", "label": "spam" if i % 2 else "ham",
+                     "split": split, "source": "unit", "group": None})
+    return pd.DataFrame(rows)
+
+
+def _failed(table: pd.DataFrame) -> dict[str, dict]:
+    outcome = validate(table, CFG)
+    assert outcome.success is False
+    return {f["name"]: f for f in outcome.failures}
+
+
+def test_clean_table_passes():
+    outcome = validate(_clean_table(), CFG)
+    assert outcome.success, outcome.failures
+    assert outcome.metrics["expectations"]["id_unique"] == {"success": True, "unexpected_count": 0, "element_count": 30}
+
+
+def test_empty_text_is_caught():
+    table = _clean_table()
+    table.loc[4, "text"] = "   "
+    failed = _failed(table)
+    assert failed["text_not_empty"]["unexpected_count"] == 1
+    assert failed["text_not_empty"]["examples"][0]["id"] == "id4"
+
+
+def test_duplicate_id_is_caught():
+    table = _clean_table()
+    table.loc[7, "id"] = "id8"
+    assert set(_failed(table)) == {"id_unique"}
+
+
+def test_unknown_label_is_caught():
+    table = _clean_table()
+    table.loc[1, "label"] = "eggs"  # row 1 is unlabeled; the label set is the labeled split's labels
+    failed = _failed(table)
+    assert set(failed) == {"label_in_label_set"}
+    assert failed["label_in_label_set"]["examples"][0]["id"] == "id1"
+
+
+def test_test_train_leakage_is_caught():
+    table = _clean_table()
+    table.loc[1, "text"] = table.loc[0, "text"]  # row 0 is test, row 1 unlabeled
+    failed = _failed(table)
+    assert set(failed) == {"no_test_leakage"}
+    assert failed["no_test_leakage"]["unexpected_count"] == 2
+
+
+def test_class_imbalance_is_caught():
+    table = _clean_table()
+    table.loc[table["split"] == "labeled", "label"] = "ham"
+    table.loc[3, "label"] = "spam"  # 1 of 8 labeled rows
+    failed = _failed(table)
+    assert set(failed) == {"class_share"}
+    shares = [(e["label"], round(float(e["share"]), 3)) for e in failed["class_share"]["examples"]]
+    assert shares == [("ham", 0.875), ("spam", 0.125)]
+
+
+def test_over_long_text_is_caught():
+    table = _clean_table()
+    table.loc[2, "text"] = "y" * 201
+    failed = _failed(table)
+    assert set(failed) == {"text_length"}
+    assert failed["text_length"]["examples"][0]["id"] == "id2"
+
+
+def test_missing_column_and_bad_split_value_are_caught():
+    table = _clean_table().drop(columns=["group"])
+    table.loc[5, "split"] = "train"
+    assert set(_failed(table)) == {"column_exists:group", "split_in_set"}
+
+
+def test_main_writes_report_then_raises_a_readable_error(tmp_path, capsys):
+    table = _clean_table()
+    table.loc[7, "id"] = "id8"
+    data = tmp_path / "t.parquet"
+    table.to_parquet(data)
+    params = tmp_path / "params.yaml"
+    params.write_text("ingest: {}\nvalidate: {max_chars: 200, min_class_share: 0.2, max_class_share: 0.8}\n")
+    argv = ["--params", str(params), "--data", str(data), "--report", str(tmp_path / "r.json"),
+            "--metrics", str(tmp_path / "m.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "- id_unique (expect_column_values_to_be_unique, column id): 2 of 30 rows" in err
+    assert "'id': 'id8'" in err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["success"] is False and "table" in report["gx_results"]
+    assert json.loads((tmp_path / "m.json").read_text())["failed"] == ["id_unique"]

