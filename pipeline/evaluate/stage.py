@@ -100,15 +100,20 @@ def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data
     ctx = EvalContext(data=data, models=models, cfg=cfg, root=Path(suites_root), bundle_files=files)
     result = evaluate_models(ctx)
     info = {"gate_models": list(cfg.gate_models), "champion": champ_text, "labels": label_names,
+            "bundle_temperature": float(getattr(bundle, "temperature", 1.0)),
             "teacher_calls": teacher.calls, "teacher_cache_hits": teacher.cache_hits,
             "rows": {"test": len(data.test_texts), "heldout": len(data.heldout_texts)},
             "suite_seconds": result.seconds}
     return result, info
 
 
-def calibration_record(result) -> dict[str, Any]:
-    """What export/serving read from models/calibration.json (docs/contracts.md)."""
-    temps = result.details.get("temperature") or {}
+def calibration_record(result, bundle_temperature: float = 1.0) -> dict[str, Any]:
+    """What export/serving read from models/calibration.json (docs/contracts.md).
+
+    The suites fit T on the bundle's probabilities, which already use the bundle's own temperature T0;
+    softmax(log softmax(z / T0) / T) = softmax(z / (T0 * T)), so the temperature to ship is T0 * T.
+    """
+    temps = {m: t * bundle_temperature for m, t in (result.details.get("temperature") or {}).items()}
     by_model = result.metrics.get("calibration", {})
     served = "student_int8" if "student_int8" in temps else next(iter(temps), None)
     return {"temperature": round(temps.get(served, 1.0), 6), "model": served,
@@ -124,7 +129,7 @@ def write_outputs(result, info: dict, gate_path, report_path, metrics_path, cali
     atomic_write_bytes(report_path, gate_markdown(result.verdict, result.metrics, result.details, info).encode())
     write_json(metrics_path, flat_metrics(result.verdict, result.metrics))
     if calibration_path is not None:
-        write_json(calibration_path, calibration_record(result))
+        write_json(calibration_path, calibration_record(result, info.get("bundle_temperature", 1.0)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
