@@ -84,11 +84,6 @@ def publish_gate(root: str) -> bool | None:
 @task(name="register-from-gate")
 def register_candidate(root: str) -> str | None:
     """Register the bundle: candidate when the gate passed, rejected with its failing checks otherwise."""
-    import importlib.util
-
-    if importlib.util.find_spec("pipeline.registry") is None:
-        get_run_logger().warning("pipeline.registry is not installed: bundle not registered")
-        return None
     from pipeline.config import load_params
     from pipeline.evaluate.release import register_from_gate
 

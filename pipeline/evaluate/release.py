@@ -58,10 +58,17 @@ def register_from_gate(params, bundle_dir: str | Path, gate_path: str | Path,
     if owns:
         from pipeline.registry import open_registry
 
-        registry = open_registry(getattr(params, "registry", None))
+        registry = open_registry(getattr(params, "registry", None), root=repo_dir)
     try:
         with tempfile.TemporaryDirectory(prefix="distill-release-") as tmp:
             staged = stage_calibrated_bundle(bundle_dir, calibration_path, Path(tmp))
+            # A re-run that changed nothing produces the same bundle: keep its version, add none.
+            from pipeline.registry.artifacts import bundle_digest
+
+            digest = bundle_digest(staged)
+            for version in registry.list_versions():
+                if version.bundle_digest == digest:
+                    return version
             return registry.register(staged, gate, metrics, params, actor=actor, reason=reason,
                                      repo_dir=repo_dir, set_candidate=gate["passed"])
     finally:

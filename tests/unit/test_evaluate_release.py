@@ -44,3 +44,25 @@ def test_gate_verdict_decides_candidate(tmp_path, passed):
 def test_missing_gate_report_is_a_clear_error(tmp_path):
     with pytest.raises(ReleaseError, match="gate report not found"):
         register_from_gate(None, bundle(tmp_path), tmp_path / "nope.json", registry=object())
+
+
+def test_unchanged_bundle_keeps_its_version_and_relative_paths_follow_the_project(tmp_path, monkeypatch):
+    """A re-run that changed nothing registers nothing new; the default relative registry lives in the project."""
+    from pipeline.config import parse_params
+    from pipeline.registry import open_registry
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("DISTILL_REGISTRY_URL", raising=False)
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"passed": True, "checks": []}))
+    params = parse_params({"ingest": {}})  # registry defaults are relative: sqlite:///.distill/registry.db
+    made = bundle(tmp_path)
+    first = register_from_gate(params, made, gate, repo_dir=project)
+    again = register_from_gate(params, made, gate, repo_dir=project)
+    assert again.id == first.id
+    assert (project / ".distill" / "registry.db").exists() and not (elsewhere / ".distill").exists()
+    with open_registry(RegistryConfig(), root=project) as reg:
+        assert [v.id for v in reg.list_versions()] == [first.id]
