@@ -20,6 +20,7 @@ from pipeline.config.distill import DistillConfig, ExportConfig
 from pipeline.config.ingest import IngestConfig
 from pipeline.config.registry import RegistryConfig
 from pipeline.config.label import LabelConfig
+from pipeline.config.monitor import MonitorConfig
 from pipeline.config.teacher import TeacherConfig
 from pipeline.config.validate import ValidateConfig
 
@@ -39,6 +40,7 @@ class Params(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}
 
