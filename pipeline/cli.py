@@ -23,6 +23,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "label": ("pipeline.label", "Soft-label every ingested (and augmented) text with the cached teacher."),
     "train": ("pipeline.distill", "Distill the student from the teacher's soft labels (stage distill)."),
     "export": ("pipeline.export", "Export the student to an ONNX fp32 + int8 bundle and check parity."),
+    "monitor": ("pipeline.monitor", "Run the production monitor once (drift, teacher agreement, alerts)."),
 }
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
