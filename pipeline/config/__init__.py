@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError
 from pipeline.config.augment import AugmentConfig
 from pipeline.config.base import ConfigError, Section, format_errors
 from pipeline.config.distill import DistillConfig, ExportConfig
+from pipeline.config.evaluate import EvaluateConfig
 from pipeline.config.ingest import IngestConfig
 from pipeline.config.registry import RegistryConfig
 from pipeline.config.label import LabelConfig
@@ -40,6 +41,7 @@ class Params(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}

@@ -1,0 +1,46 @@
+"""register_from_gate on a real SQLite registry: a failing gate is registered rejected, never candidate."""
+
+import json
+
+import pytest
+
+from pipeline.config.registry import RegistryConfig
+from pipeline.evaluate.release import ReleaseError, register_from_gate
+
+pytestmark = pytest.mark.unit
+
+
+def bundle(tmp_path):
+    d = tmp_path / "bundle"
+    d.mkdir()
+    (d / "bundle.json").write_text(json.dumps({"format": "distill-bundle/1", "labels": ["ham", "spam"], "temperature": 1.0}))
+    (d / "model.int8.onnx").write_bytes(b"weights")
+    return d
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_gate_verdict_decides_candidate(tmp_path, passed):
+    from pipeline.registry import open_registry
+
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"passed": passed, "checks": [{"suite": "gold", "metric": "accuracy", "model": "student_int8",
+                                                              "value": 0.9 if passed else 0.5, "threshold": 0.85,
+                                                              "passed": passed}]}))
+    calib = tmp_path / "calibration.json"
+    calib.write_text(json.dumps({"temperature": 1.7}))
+    cfg = RegistryConfig(url=f"sqlite:///{tmp_path / 'reg.db'}", artifacts_dir=str(tmp_path / "artifacts"))
+    with open_registry(cfg) as reg:
+        version = register_from_gate(None, bundle(tmp_path), gate, calib, repo_dir=tmp_path, registry=reg)
+        candidate = reg.get_alias("candidate").version
+    assert version.gate_passed is passed and version.rejected is (not passed)
+    assert (candidate is not None and candidate.id == version.id) if passed else candidate is None
+    if not passed:
+        assert any("gold/accuracy" in r for r in version.reasons)
+    stored = json.loads((tmp_path / "artifacts").glob("*/bundle.json").__next__().read_text())
+    assert stored["temperature"] == 1.7
+    assert json.loads((tmp_path / "bundle" / "bundle.json").read_text())["temperature"] == 1.0  # DVC output untouched
+
+
+def test_missing_gate_report_is_a_clear_error(tmp_path):
+    with pytest.raises(ReleaseError, match="gate report not found"):
+        register_from_gate(None, bundle(tmp_path), tmp_path / "nope.json", registry=object())
