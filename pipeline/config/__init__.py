@@ -21,6 +21,7 @@ from pipeline.config.evaluate import EvaluateConfig
 from pipeline.config.ingest import IngestConfig
 from pipeline.config.registry import RegistryConfig
 from pipeline.config.label import LabelConfig
+from pipeline.config.monitor import MonitorConfig
 from pipeline.config.teacher import TeacherConfig
 from pipeline.config.validate import ValidateConfig
 
@@ -41,6 +42,7 @@ class Params(Section):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}
 
