@@ -31,6 +31,7 @@ __all__ = ["ConfigError", "Params", "Section", "load_params", "parse_params"]
 class Params(Section):
     """The whole params.yaml. Sections of stages that are not configured stay ``None``."""
 
+    # Seed of every random choice (splits, sampling, training): the same seed and data give the same outputs.
     seed: int = 42
     ingest: IngestConfig
     # "validate" would shadow a BaseModel method, so the attribute is validate_ and the YAML key validate.

@@ -37,20 +37,26 @@ class MonitorConfig(Section):
     # the held-out test split: the student trained on the transfer rows, so their confidence and
     # vocabulary would make ordinary traffic look drifted.
     reference_splits: list[str] = Field(default_factory=lambda: ["test"], min_length=1)
+    # Largest reference sample (rows of the reference splits).
     reference_max_rows: int = Field(default=2000, ge=10)
     # Evidently workspace and project that keep one snapshot per run and the dashboard.
     workspace: str = ".distill/evidently"
+    # Evidently project name in the workspace.
     project: str = "distill monitor"
     # Latest run's numbers and verdicts.
     report_path: str = "reports/monitor.json"
     # Texts where student and teacher disagree: one Parquet part per run, tracked by DVC (dvc add),
     # read by the label stage into the next transfer set.
     feedback_dir: str = "feedback"
+    # Most disagreements added to the next transfer set per run.
     max_feedback_rows: int = Field(default=1000, ge=0)
     # Alerts: the env var holding the Slack-compatible webhook URL; retries with exponential backoff.
     webhook_url_env: str = "DISTILL_ALERT_WEBHOOK_URL"
+    # Retries of a failed alert delivery.
     webhook_retries: int = Field(default=3, ge=0)
+    # First backoff wait between alert retries (seconds).
     webhook_backoff_s: float = Field(default=1.0, ge=0.0)
+    # Timeout of one alert delivery (seconds).
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     # Prefect event emitted on a breach; the retrain deployment's trigger listens for it.
     event: str = "distill.monitor.drift"

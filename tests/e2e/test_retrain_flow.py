@@ -43,9 +43,21 @@ def test_retrain_flow_runs_every_stage_then_skips_them(repo_copy: Path, request,
         assert (repo_copy / name).exists(), name
     assert json.loads((repo_copy / "metrics/validate.json").read_text())["success"] is True
     assert (repo_copy / "dvc.lock").exists()
+    # The gate ran and the bundle was registered in the project's own registry, as candidate or rejected.
+    gate = json.loads((repo_copy / "reports/gate.json").read_text())
+    assert first["gate_passed"] is gate["passed"]
+    from pipeline.config.registry import RegistryConfig
+    from pipeline.registry import open_registry
+
+    with open_registry(RegistryConfig(), root=repo_copy) as registry:
+        version = registry.get_version(first["registered"])
+        assert version.gate_passed is gate["passed"] and version.rejected is (not gate["passed"])
+        candidate = registry.get_alias("candidate").version
+        assert (candidate is not None and candidate.id == version.id) is gate["passed"]
 
     second = retrain(root=str(repo_copy), push=False)
     assert not any(r["ran"] for r in second["stages"]), second["stages"]
+    assert second["registered"] == first["registered"], "an unchanged bundle is not registered again"
 
 
 def test_retrain_flow_stops_on_a_params_typo_before_any_stage(repo_copy: Path, prefect_harness):
