@@ -23,6 +23,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "label": ("pipeline.label", "Soft-label every ingested (and augmented) text with the cached teacher."),
     "train": ("pipeline.distill", "Distill the student from the teacher's soft labels (stage distill)."),
     "export": ("pipeline.export", "Export the student to an ONNX fp32 + int8 bundle and check parity."),
+    "evaluate": ("pipeline.evaluate.stage", "Score teacher and student on every suite and write the gate report."),
+    "monitor": ("pipeline.monitor", "Run the production monitor once (drift, teacher agreement, alerts)."),
 }
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

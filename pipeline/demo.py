@@ -44,8 +44,9 @@ def summary(root: Path, runs: list[dict], seconds: float) -> str:
     lines = [f"distill demo: pipeline finished in {seconds:.0f} s", ""]
     lines.append("stages: " + ", ".join(f"{r['stage']} ({'ran' if r['ran'] else 'cached'}, {r['seconds']:.0f} s)" for r in runs))
     ingest = _metrics(root, "ingest.json")
-    if ingest.get("rows_per_split"):
-        lines.append("rows per split: " + ", ".join(f"{k} {v}" for k, v in ingest["rows_per_split"].items()))
+    if ingest.get("splits"):
+        lines.append(f"data: {ingest.get('rows_read')} read, {ingest.get('rows')} kept; per split: "
+                     + ", ".join(f"{k} {v}" for k, v in ingest["splits"].items()))
     validate = _metrics(root, "validate.json")
     if validate:
         lines.append(f"validation: {'passed' if validate.get('success') else 'FAILED'}")

@@ -3,7 +3,7 @@
 Built from the two artifacts of earlier stages (docs/contracts.md): ``data/ingested.parquet`` (gold
 labels, splits) and ``data/labels.parquet`` (teacher probabilities). Rules:
 
-- train on rows of splits ``labeled``, ``unlabeled`` and ``augmented`` with the teacher's soft labels;
+- train on rows of splits ``labeled``, ``unlabeled``, ``augmented`` and ``feedback`` with the teacher's soft labels;
   a gold label is used only on ``labeled`` rows (gold labels of ``unlabeled`` rows are hidden);
 - the validation slice is carved from the transfer set by a hash of the row id (an augmented row
   follows its ``origin_id``, so no variant of a validation text is trained on), never from ``test``;
@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.errors import DataError
 
-TRANSFER_SPLITS = ("labeled", "unlabeled", "augmented")
+TRANSFER_SPLITS = ("labeled", "unlabeled", "augmented", "feedback")  # feedback: monitor disagreements
 
 
 @dataclass

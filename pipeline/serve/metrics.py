@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROUTES = ("stable", "canary")
+PREDICT = "/v1/predict"
 # Request latency buckets (seconds): the hot path answers in about a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -49,7 +50,7 @@ class ServerMetrics:
         self.canary_agreement.set(0)
 
     def request_done(self, endpoint: str, status: int) -> None:
-        child = self._status_children.get((endpoint, status))
+        child = self._status_children.get((endpoint, status))  # endpoint: the route path, e.g. /v1/predict
         if child is None:
             child = self._status_children[(endpoint, status)] = self.requests.labels(endpoint=endpoint, status=str(status))
         child.inc()
@@ -68,9 +69,9 @@ def build_metrics(queue_depth) -> ServerMetrics:
     m = ServerMetrics(registry=reg)
     m.requests = Counter("distill_requests_total", "HTTP requests by endpoint and status code",
                          ["endpoint", "status"], registry=reg)
-    m.latency = Histogram("distill_request_latency_seconds", "Server-side latency of POST /v1/predict by route",
-                          ["route"], buckets=LATENCY_BUCKETS, registry=reg)
-    m.latency_children = {r: m.latency.labels(route=r) for r in ROUTES}
+    m.latency = Histogram("distill_request_latency_seconds", "Server-side latency of answered predict requests, "
+                          "by endpoint (path) and route", ["endpoint", "route"], buckets=LATENCY_BUCKETS, registry=reg)
+    m.latency_children = {r: m.latency.labels(endpoint=PREDICT, route=r) for r in ROUTES}
     rr = Counter("distill_route_requests_total", "Predict requests answered per route", ["route"], registry=reg)
     re_ = Counter("distill_route_errors_total", "Predict requests whose model failed, per route "
                   "(a failing canary is answered by the stable model)", ["route"], registry=reg)
@@ -87,13 +88,13 @@ def build_metrics(queue_depth) -> ServerMetrics:
                               registry=reg)
     m.canary_agreement = Gauge("distill_canary_agreement_ratio", "Canary-vs-stable label agreement since the "
                                "current canary was loaded", registry=reg)
-    m.model_loads = Counter("distill_model_loads_total", "Model loads that passed the smoke prediction, by role",
-                            ["role"], registry=reg)
+    m.model_loads = Counter("distill_model_loads_total", "Model loads that passed the smoke prediction, by alias",
+                            ["alias"], registry=reg)
     m.model_load_failures = Counter("distill_model_load_failures_total", "Models that failed to load or failed "
-                                    "the smoke prediction (the working model kept serving), by role", ["role"],
+                                    "the smoke prediction (the working model kept serving), by alias", ["alias"],
                                     registry=reg)
-    m.model_info = Gauge("distill_model_info", "1 for each loaded model version, by role", ["role", "version"],
-                         registry=reg)
+    m.model_info = Gauge("distill_model_info", "1 for the version each alias (production, canary) is served by",
+                         ["alias", "version"], registry=reg)
     m.registry_poll_errors = Counter("distill_registry_poll_errors_total", "Registry polls that failed", registry=reg)
     m.predlog_dropped = Counter("distill_predlog_dropped_total", "Prediction-log rows dropped because the queue "
                                 "was full (or the write failed)", registry=reg)

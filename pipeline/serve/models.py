@@ -84,7 +84,7 @@ class ModelSlots:
         can = aliases["canary"]
         stable = current.stable
         if prod is not None and (stable is None or stable.version != prod.id):
-            stable = self._get(registry, prod.id, "stable", loaded) or current.stable
+            stable = self._get(registry, prod.id, "production", loaded) or current.stable
         canary = None
         weight = 0.0
         if can.version is not None and stable is not None:
@@ -96,21 +96,21 @@ class ModelSlots:
         self._report(current, self.state)
         return self.state
 
-    def _get(self, registry, version: str, role: str, loaded: dict[str, LoadedModel]) -> LoadedModel | None:
+    def _get(self, registry, version: str, alias: str, loaded: dict[str, LoadedModel]) -> LoadedModel | None:
         if version in loaded:
             return loaded[version]
         try:
             model = load_model(registry.artifact_path(version), version, self.threads, self.smoke_text)
         except Exception as exc:
             message = str(exc) if isinstance(exc, ModelLoadError) else f"{version}: {type(exc).__name__}: {exc}"
-            self.last_load_error = {"role": role, "version": version, "error": message, "at": time.time()}
-            log.error("refused %s model %s", role, message)
+            self.last_load_error = {"alias": alias, "version": version, "error": message, "at": time.time()}
+            log.error("refused %s model %s", alias, message)
             if self.metrics is not None:
-                self.metrics.model_load_failures.labels(role=role).inc()
+                self.metrics.model_load_failures.labels(alias=alias).inc()
             return None
-        log.info("loaded %s model %s (%s)", role, version, model.digest[:12])
+        log.info("loaded %s model %s (%s)", alias, version, model.digest[:12])
         if self.metrics is not None:
-            self.metrics.model_loads.labels(role=role).inc()
+            self.metrics.model_loads.labels(alias=alias).inc()
         return model
 
     def _report(self, before: ServingState, after: ServingState) -> None:
@@ -118,10 +118,10 @@ class ModelSlots:
         if m is None:
             return
         m.canary_weight.set(after.weight)
-        for role, old, new in (("stable", before.stable, after.stable), ("canary", before.canary, after.canary)):
+        for alias, old, new in (("production", before.stable, after.stable), ("canary", before.canary, after.canary)):
             if old is not None and (new is None or new.version != old.version):
-                m.model_info.remove(role, old.version)
+                m.model_info.remove(alias, old.version)
             if new is not None:
-                m.model_info.labels(role=role, version=new.version).set(1)
+                m.model_info.labels(alias=alias, version=new.version).set(1)
         if (before.canary.version if before.canary else None) != (after.canary.version if after.canary else None):
             m.reset_agreement()

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from pipeline.serve.limits import RequestRejected, parse_predict, read_body
 from pipeline.serve.logwriter import LogRecord
+from pipeline.serve.metrics import PREDICT
 from pipeline.serve.routing import CANARY, STABLE, choose_route, request_key
 
 log = logging.getLogger("distill.serve")
@@ -35,7 +36,7 @@ def build_router(server) -> APIRouter:
     slots = server.slots
     writer = server.writer
 
-    @router.post("/v1/predict")
+    @router.post(PREDICT)
     async def predict(request: Request) -> Response:
         start = time.perf_counter()
         try:
@@ -43,11 +44,11 @@ def build_router(server) -> APIRouter:
             texts, key = parse_predict(body, cfg.max_batch, cfg.max_text_chars)
         except RequestRejected as exc:
             metrics.rejected.labels(reason=exc.limit or "bad_request").inc()
-            metrics.request_done("predict", exc.status)
+            metrics.request_done(PREDICT, exc.status)
             return _json(exc.status, exc.body())
         state = slots.state
         if state.stable is None:
-            metrics.request_done("predict", 503)
+            metrics.request_done(PREDICT, 503)
             return _json(503, {"error": "no model loaded yet: the registry has no production version "
                                         "(or it failed to load, see GET /v1/models)"})
         route = STABLE
@@ -61,14 +62,14 @@ def build_router(server) -> APIRouter:
             metrics.route_errors[route].inc()
             log.error("%s model %s failed on a request: %s", route, model.version, exc)
             if route == STABLE:
-                metrics.request_done("predict", 500)
+                metrics.request_done(PREDICT, 500)
                 return _json(500, {"error": f"model {model.version} failed: {type(exc).__name__}"})
             route, model = STABLE, state.stable
             try:
                 probs = model.bundle.predict_proba(texts, "int8")
             except Exception as exc2:
                 metrics.route_errors[STABLE].inc()
-                metrics.request_done("predict", 500)
+                metrics.request_done(PREDICT, 500)
                 return _json(500, {"error": f"model {model.version} failed: {type(exc2).__name__}"})
         names = model.bundle.labels
         best = probs.argmax(axis=1)
@@ -90,7 +91,7 @@ def build_router(server) -> APIRouter:
         metrics.route_requests[route].inc()
         metrics.predictions(model.version, route).inc(len(texts))
         metrics.latency_children[route].observe(elapsed)
-        metrics.request_done("predict", 200)
+        metrics.request_done(PREDICT, 200)
         writer.submit(LogRecord(request_id=uuid.uuid4().hex, ts=time.time(), texts=texts, version=model.version,
                                 route=route, labels=labels, probs=probs, stable_labels=stable_labels,
                                 latency_ms=elapsed * 1000.0))

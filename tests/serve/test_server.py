@@ -76,9 +76,9 @@ def test_predict_health_models_metrics_and_log(served):
     assert first["text"] == TEXTS[0] and first["text_hash"] == predlog.text_hash(TEXTS[0])
     assert rows["stable_label"].isna().all() and (rows["latency_ms"] > 0).all()
 
-    assert _metric(url, "distill_requests_total", endpoint="predict", status="200") >= total - 2
+    assert _metric(url, "distill_requests_total", endpoint="/v1/predict", status="200") >= total - 2
     assert _metric(url, "distill_predictions_total", version=v1, route="stable") >= total
-    assert _metric(url, "distill_request_latency_seconds_count", route="stable") >= total - 2
+    assert _metric(url, "distill_request_latency_seconds_count", endpoint="/v1/predict", route="stable") >= total - 2
     assert _metric(url, "distill_predlog_written_total") >= total
     assert _metric(url, "distill_predlog_dropped_total") == 0
     text = httpx.get(url + "/metrics").text
@@ -109,7 +109,7 @@ def test_bad_inputs_get_a_clear_4xx(served):
             r = client.post(server.url + "/v1/predict", json=body)
             assert r.status_code == status and needle in r.json()["error"], (body, r.text)
     assert _metric(server.url, "distill_rejected_requests_total", reason="serve.max_batch") == 1
-    assert _metric(server.url, "distill_requests_total", endpoint="predict", status="422") == 7
+    assert _metric(server.url, "distill_requests_total", endpoint="/v1/predict", status="422") == 7
 
 
 def test_oversize_and_malformed_bodies_and_the_worker_survives(served):
@@ -156,10 +156,10 @@ def test_corrupt_model_is_refused_and_the_working_model_keeps_serving(served, tm
             reg.promote(v_bad, "production", actor="tests", reason="push a broken model")
         err = wait_until(lambda: _models(url)["last_load_error"], what="a load error")
         wait_until(lambda: sum(load.statuses.values()) >= 40, what="traffic after the refused load")
-    assert err["version"] == v_bad and err["role"] == "stable" and "digest" in err["error"]
+    assert err["version"] == v_bad and err["alias"] == "production" and "digest" in err["error"]
     assert set(load.statuses) == {200} and set(load.versions) == {v1}
     assert _models(url)["stable"]["version"] == v1
-    assert _metric(url, "distill_model_load_failures_total", role="stable") == 1
+    assert _metric(url, "distill_model_load_failures_total", alias="production") == 1
     assert httpx.get(url + "/readyz").json()["version"] == v1
 
     # a rollback of the alias to the working version takes effect too (and clears nothing it should not)
@@ -193,7 +193,7 @@ def test_canary_split_is_sticky_by_key_and_scored_by_stable(served):
     assert _metric(url, "distill_canary_weight") == 0.5
     assert _metric(url, "distill_canary_compared_total") == 2 * sum(r == "canary" for r in first.values())
     assert 0.0 < _metric(url, "distill_canary_agreement_ratio") <= 1.0
-    assert _metric(url, "distill_model_info", role="canary", version=v2) == 1
+    assert _metric(url, "distill_model_info", alias="canary", version=v2) == 1
 
     # weight 0 via the registry: every key back on stable, without a restart
     with ws.registry() as reg:
