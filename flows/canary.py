@@ -18,11 +18,16 @@ from pipeline import canary as lib
 
 
 @task(cache_policy=NO_CACHE)
-def start_rollout(params) -> dict:
+def start_rollout(params) -> dict | None:
+    """The rollout's start, or None when the registry has no candidate (e.g. the retrain gate failed)."""
     from pipeline.registry import open_registry
 
     with open_registry(params.registry) as reg:
-        return lib.begin(reg).__dict__
+        try:
+            return lib.begin(reg).__dict__
+        except lib.NoCandidate as exc:
+            get_run_logger().info("%s", exc)
+            return None
 
 
 @task(cache_policy=NO_CACHE)
@@ -63,6 +68,8 @@ def canary(params_path: str = "params.yaml") -> dict:
 
     params = load_params(params_path)
     start = start_rollout(params)
+    if start is None:
+        return {"decision": "none", "version": None, "direct": False, "steps": []}
     if start["direct"]:
         return {"decision": "promote", "version": start["version"], "direct": True, "steps": []}
     verdicts = []

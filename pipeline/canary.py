@@ -34,6 +34,10 @@ class CanaryError(DistillError):
     """The rollout cannot start (no candidate, candidate unloadable, ...)."""
 
 
+class NoCandidate(CanaryError):
+    """The registry has no candidate: nothing to roll out (the flow ends quietly)."""
+
+
 @dataclass
 class Start:
     version: str
@@ -73,7 +77,7 @@ def begin(reg) -> Start:
     """Take the candidate: make it canary at weight 0, or promote it directly when there is no production."""
     cand = reg.get_alias("candidate").version
     if cand is None:
-        raise CanaryError("no candidate to roll out: the retrain flow registers a version that passed the gate "
+        raise NoCandidate("no candidate to roll out: the retrain flow registers a version that passed the gate "
                           "as candidate (or: distill registry promote VERSION --to candidate)")
     prod = reg.get_alias("production").version
     if prod is None:

@@ -18,7 +18,7 @@ def _texts():
 
 
 @pytest.fixture
-def production(workspace):
+def production(workspace, prefect_harness):
     v1 = workspace.register(workspace.bundles["good_a"], reason="first model")
     server = workspace.server()
     try:
@@ -26,6 +26,7 @@ def production(workspace):
 
         # no production yet: the first candidate goes straight to production after a smoke check
         result = canary(params_path=str(workspace.params_path))
+        assert canary(params_path=str(workspace.params_path))["decision"] == "none"  # nothing left to roll out
         assert result == {"decision": "promote", "version": v1, "direct": True, "steps": []}
         server.wait_ready()
         yield workspace, server, v1

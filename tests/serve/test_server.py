@@ -194,6 +194,19 @@ def test_canary_split_is_sticky_by_key_and_scored_by_stable(served):
     assert _metric(url, "distill_canary_compared_total") == 2 * sum(r == "canary" for r in first.values())
     assert 0.0 < _metric(url, "distill_canary_agreement_ratio") <= 1.0
     assert _metric(url, "distill_model_info", alias="canary", version=v2) == 1
+    assert _metric(url, "distill_model_info", alias="production", version=v1) == 1
+
+    # every metric of the contract's table (what infra/ alerts and dashboards query) has samples here
+    import re
+    from pathlib import Path
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    contract = (Path(__file__).resolve().parents[2] / "docs" / "contracts.md").read_text()
+    names = re.findall(r"^\s*\| `(distill_\w+)` \|", contract, re.M)
+    sampled = {s.name for fam in text_string_to_metric_families(httpx.get(url + "/metrics").text) for s in fam.samples}
+    missing = [n for n in names if not ({n, n + "_count", n + "_bucket"} & sampled)]
+    assert len(names) >= 9 and not missing, missing
 
     # weight 0 via the registry: every key back on stable, without a restart
     with ws.registry() as reg:
