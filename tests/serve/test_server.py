@@ -213,3 +213,26 @@ def test_canary_split_is_sticky_by_key_and_scored_by_stable(served):
         reg.set_alias("canary", v2, actor="tests", reason="pause", weight=0.0)
     wait_until(lambda: _models(url)["canary_weight"] == 0.0, what="weight 0")
     assert set(routes().values()) == {"stable"}
+
+
+def test_log_text_off_keeps_only_the_hash(tmp_path, bundles, monkeypatch):
+    from pipeline import predlog
+    from tests.serve.conftest import Workspace
+
+    ws = Workspace(tmp_path, bundles, serve={"log_text": False})
+    monkeypatch.delenv("DISTILL_PREDICTION_LOG_URL", raising=False)
+    monkeypatch.delenv("DISTILL_REGISTRY_URL", raising=False)
+    v = ws.register(bundles["good_a"])
+    with ws.registry() as reg:
+        reg.promote(v, "production", actor="tests", reason="baseline")
+    server = ws.server()
+    try:
+        server.wait_ready()
+        assert httpx.post(server.url + "/v1/predict", json={"texts": TEXTS}).status_code == 200
+        engine, tbl = ws.predlog()
+        wait_until(lambda: len(predlog.read_window(engine, tbl)) == len(TEXTS), what="log rows")
+        rows = predlog.read_window(engine, tbl)
+        assert rows["text"].isna().all()
+        assert list(rows["text_hash"]) == [predlog.text_hash(t) for t in TEXTS]
+    finally:
+        server.stop()

@@ -103,3 +103,39 @@ def test_log_writer_drops_and_counts_when_full_and_never_blocks(tmp_path):
     rows = predlog.read_window(*predlog.connect(w.url))
     assert len(rows) == 10 and sum(written) == 10
     assert rows["text"].isna().all() and (rows["text_hash"] == predlog.text_hash("text 0")).sum() == 2
+
+
+def test_finish_records_promote_rollback_and_hold_in_the_registry(tmp_path):
+    from pipeline.canary import ACTOR, Verdict, finish
+    from pipeline.registry import Registry
+
+    reg = Registry(f"sqlite:///{tmp_path}/r.db", tmp_path / "artifacts")
+    ids = []
+    for i in range(4):  # finish() never opens the bundle: any folder with a bundle.json registers
+        folder = tmp_path / f"b{i}"
+        folder.mkdir()
+        (folder / "bundle.json").write_text(f'{{"n": {i}}}')
+        ids.append(reg.register(folder, {"passed": True}, {}, None, actor="t", reason="t", repo_dir=tmp_path).id)
+    reg.promote(ids[0], "production", actor="t", reason="base")
+    ok = Verdict(1.0, "pass", dict(GOOD), [])
+
+    reg.promote(ids[1], "canary", actor=ACTOR, reason="start", weight=0.05)
+    assert finish(reg, ids[1], [Verdict(0.05, "pass", dict(GOOD), []), ok]) == "promote"
+    assert reg.get_alias("production").version.id == ids[1] and reg.get_alias("canary").version is None
+    entry = reg.history(alias="production")[-1]
+    assert entry.actor == ACTOR and entry.action == "promote" and len(entry.numbers["steps"]) == 2
+
+    reg.promote(ids[2], "canary", actor=ACTOR, reason="start", weight=0.05)
+    bad = Verdict(0.05, "fail", {**GOOD, "stable_agreement": 0.1}, ["stable_agreement 0.1 below ..."])
+    assert finish(reg, ids[2], [bad]) == "rollback"
+    assert reg.get_alias("production").version.id == ids[1] and reg.get_alias("canary").version is None
+    entry = reg.history(alias="canary")[-1]
+    assert entry.action == "clear" and entry.previous == ids[2] and entry.numbers["problems"]
+
+    reg.promote(ids[3], "canary", actor=ACTOR, reason="start", weight=0.25)
+    starving = Verdict(0.25, "hold", {"canary_rows": 3}, ["only 3 canary predictions"])
+    assert finish(reg, ids[3], [starving]) == "hold"
+    state = reg.get_alias("canary")
+    assert state.version.id == ids[3] and state.weight == 0.25
+    assert reg.history(alias="canary")[-1].reason.startswith("hold")
+    reg.close()
