@@ -58,6 +58,9 @@ def create_app(params=None):
 
     from pipeline.serve.router import build_router
 
+    # One request is featurized at a time on the event loop: the tokenizer's own thread pool only adds
+    # hand-offs and competes with uvicorn for the cores.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if params is None:
         from pipeline.config import load_params
 
