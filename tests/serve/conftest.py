@@ -26,8 +26,8 @@ def write_params(ws: Path, labels: list[str], teacher_bundle: Path, **overrides)
         "label": {"cache_dir": str(ws / "label-cache")},
         "teacher": {"kind": "python", "python": {"function": "tests.helpers.bundle_teacher:predict", "labels": labels}},
         "canary": {"steps": [0.2, 0.5, 1.0], "min_requests": 40, "step_timeout_s": 60, "poll_s": 0.2,
-                   "max_p95_ms": 200, "max_p99_ms": 500, "min_stable_agreement": 0.45,
-                   "min_teacher_agreement": 0.45, "teacher_sample": 30, "max_error_rate": 0.01},
+                   "max_p95_ms": 200, "max_p99_ms": 500, "min_stable_agreement": 0.3,
+                   "min_teacher_agreement": 0.6, "teacher_sample": 30, "max_error_rate": 0.01},
     }
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
@@ -50,7 +50,9 @@ class Workspace:
         self.labels = labels
         self.params_path = write_params(root, labels, bundles["good_a"], **overrides)
         self.params = load_params(self.params_path)
-        self.env = {"DISTILL_TEST_TEACHER_BUNDLE": str(bundles["good_a"])}
+        # The teacher the good candidate (good_b) was "distilled from": it agrees with good_b on nearly
+        # every text and with the bad student on almost none; two good students agree on ~60 %.
+        self.env = {"DISTILL_TEST_TEACHER_BUNDLE": str(bundles["good_b"])}
 
     def registry(self):
         from pipeline.registry import open_registry

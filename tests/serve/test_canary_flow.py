@@ -60,7 +60,7 @@ def test_good_candidate_is_promoted_without_restart(prefect_harness, production)
     assert promo.actor == "canary-flow" and promo.previous == v1
     for key in ("stable_agreement", "teacher_agreement", "p95_ms", "p99_ms", "error_rate", "canary_rows"):
         assert promo.numbers[key] is not None, key
-    assert promo.numbers["teacher_agreement"] >= 0.45 and promo.numbers["error_rate"] == 0.0
+    assert promo.numbers["teacher_agreement"] >= 0.9 and promo.numbers["error_rate"] == 0.0
     print("PROMOTION", promo.to_dict())
 
     # the running server (same process) switched to v2 and serves it on the stable route
@@ -80,7 +80,7 @@ def test_good_candidate_is_promoted_without_restart(prefect_harness, production)
     assert canary_rows.stable_label.notna().all()
     assert rows.loc[rows.route == "stable", "stable_label"].isna().all()
     agreement = (canary_rows.label == canary_rows.stable_label).mean()
-    assert agreement > 0.45
+    assert agreement > 0.3
     text = httpx.get(server.url + "/metrics").text
     assert f'distill_predictions_total{{route="canary",version="{v2}"}}' in text
 
