@@ -53,7 +53,9 @@ def build_eval_data(ingested, labels_frame, label_names: list[str], validation_s
     if unknown:
         raise DataError(f"test labels {unknown[:5]} are not among the teacher's labels {label_names}")
     targets = np.array([index.get(v, -1) if isinstance(v, str) else -1 for v in test["label"]], dtype=np.int64)
-    groups = test[group_column].tolist() if group_column in test.columns else None
+    # A source without groups (CSV, JSONL) stores missing values (pd.NA in a string column): keep them as None.
+    groups = ([g if isinstance(g, str) else None for g in test[group_column].tolist()]
+              if group_column in test.columns else None)
     known = {text_key(t): np.asarray(p, dtype=np.float64) for t, p in zip(labels_frame["text"], labels_frame["probs"])}
     transfer = labels_frame[labels_frame["split"].isin(["labeled", "unlabeled"])]
     held = transfer[in_validation(transfer["id"].tolist(), validation_share)]
