@@ -6,7 +6,7 @@ the models named in ``gate_models`` (the teacher is scored for reference, never 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, model_validator
 

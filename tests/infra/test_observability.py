@@ -3,7 +3,6 @@ promtool accepts the config and rules."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess

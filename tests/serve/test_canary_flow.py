@@ -106,6 +106,6 @@ def test_bad_candidate_is_rolled_back_and_production_untouched(prefect_harness, 
     print("ROLLBACK", rollback.to_dict())
 
     wait_until(lambda: httpx.get(server.url + "/v1/models").json()["canary"] is None, what="canary gone")
-    with LoadGenerator(server.url, _texts()[:50], workers=2) as load:
-        wait_until(lambda: sum(load.statuses.values()) >= 50, what="traffic after rollback")
-    assert set(load.versions) == {v1} and set(load.routes) == {"stable"}
+    with LoadGenerator(server.url, _texts()[:50], workers=2) as after:
+        wait_until(lambda: sum(after.statuses.values()) >= 50, what="traffic after rollback")
+    assert set(after.versions) == {v1} and set(after.routes) == {"stable"}
