@@ -31,8 +31,6 @@ class AgreementConfig(Section):
 
     # Lowest share of held-out transfer rows where the model and the teacher agree.
     min_agreement: float = Field(default=0.90, ge=0.0, le=1.0)
-    # Must equal distill.validation_share: held-out rows are picked by the same id hash (contracts.md).
-    validation_share: float = Field(default=0.1, gt=0.0, lt=0.5)
     # Score at most this many held-out rows.
     max_rows: int = Field(default=2000, ge=1)
 

@@ -70,7 +70,7 @@ def read_ingested(path: str | Path):
     return pd.read_parquet(path)
 
 
-def _in_validation(keys, share: float) -> np.ndarray:
+def in_validation(keys, share: float) -> np.ndarray:
     out = np.empty(len(keys), dtype=bool)
     for i, key in enumerate(keys):
         digest = hashlib.sha1(str(key).encode()).digest()
@@ -104,7 +104,7 @@ def build_transfer_set(ingested, labels_frame, label_names: list[str], validatio
     keys = [o if isinstance(o, str) and o else i for o, i in zip(origin, frame["id"])]
     split = frame["split"].to_numpy()
     transfer = np.isin(split, TRANSFER_SPLITS)
-    in_val = _in_validation(keys, validation_share) & transfer
+    in_val = in_validation(keys, validation_share) & transfer
     val = in_val & (split != "augmented")
     train = transfer & ~in_val
 

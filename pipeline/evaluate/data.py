@@ -1,44 +1,20 @@
 """Build the evaluation data from the pipeline's tables (docs/contracts.md).
 
 - test rows: ``split == "test"`` of data/ingested.parquet with their gold labels and groups;
-- held-out rows: the student's validation slice of the transfer set, chosen by the same rule the distill
-  stage uses (sha1 of the row id, first 4 bytes / 2^32 < ``validation_share``; augmented rows excluded),
+- held-out rows: the student's validation slice of the transfer set, chosen by the distill stage's own
+  rule (``pipeline.distill.data.in_validation`` with ``distill.validation_share``; augmented rows excluded),
   with the teacher's stored probabilities from data/labels.parquet;
 - the teacher's stored answers on every labeled text, so scoring the teacher costs no calls.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
 import numpy as np
 
+from pipeline.distill.data import in_validation  # the distill stage's own rule: one rule for both stages
 from pipeline.errors import DataError
 from pipeline.evaluate.predictors import text_key
 from pipeline.evaluate.suites.base import EvalData
-
-
-def in_validation(ids, share: float) -> np.ndarray:
-    """The distill stage's validation rule over row ids (must stay in step with pipeline/distill)."""
-    out = np.empty(len(ids), dtype=bool)
-    for i, key in enumerate(ids):
-        out[i] = int.from_bytes(hashlib.sha1(str(key).encode()).digest()[:4], "big") / 2**32 < share
-    return out
-
-
-def read_labels_table(path: str | Path):
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: labels file not found (run the label stage first)")
-    table = pq.read_table(path)
-    meta = table.schema.metadata or {}
-    if b"labels" not in meta:
-        raise DataError(f"{path}: Parquet metadata has no 'labels' key (docs/contracts.md)")
-    return table.to_pandas(), list(json.loads(meta[b"labels"]))
 
 
 def build_eval_data(ingested, labels_frame, label_names: list[str], validation_share: float,

@@ -74,7 +74,8 @@ def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data
     """Load everything, run the suites, decide. Returns (Evaluation, info for the report)."""
     import pandas as pd
 
-    from pipeline.evaluate.data import build_eval_data, read_labels_table
+    from pipeline.distill.data import read_labels
+    from pipeline.evaluate.data import build_eval_data
     from pipeline.evaluate.predictors import BundleVariant, TeacherOracle
     from pipeline.evaluate.run import evaluate_models
     from pipeline.evaluate.suites import EvalContext
@@ -83,8 +84,8 @@ def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data
     if not Path(data_path).exists():
         raise DataError(f"{data_path}: ingested data not found (run the ingest stage first)")
     ingested = pd.read_parquet(data_path)
-    labels_frame, label_names = read_labels_table(labels_path)
-    data, known = build_eval_data(ingested, labels_frame, label_names, cfg.agreement.validation_share,
+    labels_frame, label_names = read_labels(labels_path)
+    data, known = build_eval_data(ingested, labels_frame, label_names, params.distill.validation_share,
                                   cfg.slices.group_column)
     teacher = TeacherOracle(load_teacher_for_eval(params, teacher_dir), known, cfg.teacher_cache_dir)
     bundle, files = load_student(bundle_dir)
