@@ -64,7 +64,34 @@ def retrain(root: str = ".", push: bool = True) -> dict:
     pushed = push_outputs(root) if push and dvcops.has_remote(root) else None
     create_markdown_artifact(key="retrain-summary", markdown=summarize(root, runs, pushed),
                              description="Stages run by the retrain flow and their metrics")
-    return {"stages": runs, "pushed": pushed}
+    gate = publish_gate(root)
+    registered = register_candidate(root) if gate is not None else None
+    return {"stages": runs, "pushed": pushed, "gate_passed": gate, "registered": registered}
+
+
+def publish_gate(root: str) -> bool | None:
+    """Publish reports/gate.md as a Prefect artifact; the gate's verdict, or None when no gate ran."""
+    report = Path(root) / "reports" / "gate.md"
+    if not report.is_file():
+        return None
+    create_markdown_artifact(key="gate-report", markdown=report.read_text(encoding="utf-8"),
+                             description="Evaluation gate: verdict and per-suite numbers")
+    from pipeline.evaluate.release import read_gate
+
+    return read_gate(Path(root) / "reports" / "gate.json")["passed"]
+
+
+@task(name="register-from-gate")
+def register_candidate(root: str) -> str | None:
+    """Register the bundle: candidate when the gate passed, rejected with its failing checks otherwise."""
+    from pipeline.config import load_params
+    from pipeline.evaluate.release import register_from_gate
+
+    base = Path(root)
+    version = register_from_gate(load_params(base / "params.yaml"), base / "models" / "bundle",
+                                 base / "reports" / "gate.json", base / "models" / "calibration.json",
+                                 actor="flow:retrain", reason="retrain flow", repo_dir=base)
+    return version.id
 
 
 if __name__ == "__main__":

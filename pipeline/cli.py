@@ -23,6 +23,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "label": ("pipeline.label", "Soft-label every ingested (and augmented) text with the cached teacher."),
     "train": ("pipeline.distill", "Distill the student from the teacher's soft labels (stage distill)."),
     "export": ("pipeline.export", "Export the student to an ONNX fp32 + int8 bundle and check parity."),
+    "evaluate": ("pipeline.evaluate.stage", "Score teacher and student on every suite and write the gate report."),
+    "monitor": ("pipeline.monitor", "Run the production monitor once (drift, teacher agreement, alerts)."),
 }
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
@@ -96,6 +98,33 @@ def bench(
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(render_table(record))
+
+@app.command("serve")
+def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+          port: int = typer.Option(8000, help="TCP port (contracts: 8000)"),
+          params: str = typer.Option("params.yaml", "--params", help="params file (sections serve, registry)"),
+          log_level: str = typer.Option("warning", help="uvicorn log level")) -> None:
+    """Run the model server (FastAPI + onnxruntime) on the registry's production and canary models."""
+    import uvicorn
+
+    from pipeline.config import ConfigError, load_params
+    from pipeline.serve.app import create_app
+
+    try:
+        loaded = load_params(params)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(create_app(loaded), host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command("canary")
+def canary(params: str = typer.Option("params.yaml", "--params", help="params file (sections canary, registry)")) -> None:
+    """Run the canary Prefect flow: step the candidate's traffic, then promote, hold or roll back."""
+    from flows.canary import canary as canary_flow
+
+    result = canary_flow(params_path=params)
+    typer.echo(result["decision"])
 
 
 from pipeline.registry.cli import app as _registry_app  # noqa: E402  (typer only; SQLAlchemy loads per command)

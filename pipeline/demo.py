@@ -1,65 +1,171 @@
-"""``make demo`` / ``distill demo``: run the pipeline on the embedded default and say what it made.
+"""``make demo`` / ``distill demo``: the whole loop on the embedded default, then what it made and where.
 
-The pipeline runs through the retrain Prefect flow (so the run shows up in the Prefect UI); the summary
-reads the metrics files the stages wrote and lists every DVC output with its size.
+1. the retrain flow: validate -> teacher -> label -> distill -> export -> evaluate/gate -> register;
+2. a model server started on 127.0.0.1 (``canary.server_url``), fed by a replay of held-out texts;
+3. the canary flow rolls the candidate out (the very first release has no production to compare
+   with: it is promoted after a smoke check, and later releases walk the traffic steps);
+4. one monitor run over the prediction log (Evidently snapshot, periodic teacher comparison);
+5. a summary: teacher vs student, speed and size, gate, canary decision, drift verdict, where to look.
+
+A second run reuses every cache (DVC, the teacher's label cache) and re-runs nothing unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import yaml
+
+from pipeline.errors import DistillError
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _mb(path: Path) -> float | None:
+    if not path.exists():
+        return None
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    return sum(p.stat().st_size for p in files) / 1e6
 
 
 def _outputs(root: Path) -> list[tuple[str, str]]:
     stages = (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {})
     found = []
     for name, spec in stages.items():
-        for kind in ("outs", "metrics", "plots"):
+        for kind in ("outs", "metrics"):
             for entry in spec.get(kind, []) or []:
-                path = next(iter(entry)) if isinstance(entry, dict) else entry
-                found.append((name, path))
+                found.append((name, next(iter(entry)) if isinstance(entry, dict) else entry))
     return found
 
 
-def _size(path: Path) -> str:
-    if not path.exists():
-        return "missing"
-    total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-    for unit in ("B", "KB", "MB", "GB"):
-        if total < 1024 or unit == "GB":
-            return f"{total:.0f} {unit}" if unit == "B" else f"{total:.1f} {unit}"
-        total /= 1024
-    return ""
+def teacher_size_mb(params, root: Path) -> float | None:
+    """Size of what serving the teacher would take: its encoder weights plus the fitted state."""
+    fitted = _mb(root / "models" / "teacher") or 0.0
+    if params.teacher.kind != "embedding-head":
+        return fitted or None
+    from pipeline.teachers.encoder import resolve_encoder
+
+    encoder = Path(resolve_encoder(params.teacher.embedding_head.encoder))
+    weights = [p for p in encoder.glob("*.safetensors")] if encoder.is_dir() else []
+    return fitted + sum(p.stat().st_size for p in weights) / 1e6 if weights else None
 
 
-def _metrics(root: Path, name: str) -> dict:
-    path = root / "metrics" / name
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def summary(root: Path, runs: list[dict], seconds: float) -> str:
-    lines = [f"distill demo: pipeline finished in {seconds:.0f} s", ""]
-    lines.append("stages: " + ", ".join(f"{r['stage']} ({'ran' if r['ran'] else 'cached'}, {r['seconds']:.0f} s)" for r in runs))
-    ingest = _metrics(root, "ingest.json")
-    if ingest.get("rows_per_split"):
-        lines.append("rows per split: " + ", ".join(f"{k} {v}" for k, v in ingest["rows_per_split"].items()))
-    validate = _metrics(root, "validate.json")
-    if validate:
-        lines.append(f"validation: {'passed' if validate.get('success') else 'FAILED'}")
-    lines += ["", "outputs (tracked by DVC):"]
-    lines += [f"  {path:<34} {_size(root / path):>10}   (stage {stage})" for stage, path in _outputs(root)]
-    lines += ["", "next: `dvc metrics show`, `dvc dag`, the Prefect UI (`prefect server start`) for the run history."]
+def summary(root: Path, params, retrain: dict, canary: dict | None, monitor: dict | None, traffic: dict | None,
+            seconds: float) -> str:
+    ev, export, label = _read(root / "metrics/evaluate.json"), _read(root / "metrics/export.json"), _read(root / "metrics/label.json")
+    ingest = _read(root / "metrics/ingest.json")
+    lines = [f"distill demo: the whole loop in {seconds:.0f} s", ""]
+    lines.append("pipeline: " + ", ".join(f"{r['stage']} ({'ran' if r['ran'] else 'unchanged'})" for r in retrain["stages"]))
+    if ingest.get("splits"):
+        lines.append(f"data: {ingest.get('rows')} messages; " + ", ".join(f"{k} {v}" for k, v in ingest["splits"].items()))
+    teacher_acc, student_acc = ev.get("gold.teacher.accuracy"), ev.get("gold.student_int8.accuracy")
+    if teacher_acc is not None and student_acc is not None:
+        lines.append(f"accuracy on the gold test split: teacher {teacher_acc:.4f}, student int8 {student_acc:.4f} "
+                     f"(fp32 {ev.get('gold.student_fp32.accuracy', float('nan')):.4f}); "
+                     f"retention {student_acc / teacher_acc:.1%}")
+    if ev.get("agreement.student_int8.agreement") is not None:
+        lines.append(f"agreement with the teacher on held-out transfer texts: {ev['agreement.student_int8.agreement']:.4f}")
+    student_tps = (export.get("speed_int8") or {}).get("texts_per_s")
+    teacher_tps = label.get("texts_per_s")
+    if student_tps and teacher_tps:
+        lines.append(f"speed: student int8 {student_tps:,.0f} texts/s vs teacher {teacher_tps:,.1f} texts/s "
+                     f"(labeling run): {student_tps / teacher_tps:,.0f}x faster")
+    student_mb = _mb(root / "models/bundle/model.int8.onnx")
+    teacher_mb = teacher_size_mb(params, root)
+    if student_mb and teacher_mb:
+        lines.append(f"size: student int8 {student_mb:.1f} MB vs teacher {teacher_mb:.1f} MB ({teacher_mb / student_mb:.0f}x smaller)")
+    gate = _read(root / "reports/gate.json")
+    if gate:
+        failing = [f"{c.get('suite')}/{c.get('metric')}" for c in gate.get("checks", []) if not c.get("passed")]
+        lines.append(f"gate: {'PASSED' if gate.get('passed') else 'FAILED'} ({len(gate.get('checks', []))} checks"
+                     + (f"; failing: {', '.join(failing[:6])}" if failing else "") + f"); registered as {retrain.get('registered')}")
+    if canary is not None:
+        how = "first release, promoted after a smoke check" if canary.get("direct") else \
+              " -> ".join(f"{s['weight']:.0%} {s['decision']}" for s in canary.get("steps", [])) or "no steps"
+        lines.append(f"canary: {canary['decision']} {canary.get('version') or ''} ({how})")
+    if traffic is not None:
+        lines.append(f"traffic replayed: {traffic['requests']} requests, statuses {traffic['statuses']}, "
+                     f"transport errors {traffic['transport_errors']}")
+    if monitor is not None:
+        verdict = monitor.get("verdict", {})
+        lines.append(f"monitor: {verdict.get('status')} over {monitor.get('rows')} predictions; drift share "
+                     f"{monitor.get('drift', {}).get('drift_share')}, teacher agreement "
+                     f"{monitor.get('teacher', {}).get('agreement')} on {monitor.get('teacher', {}).get('rows')} texts")
+    lines += ["", "where to look:",
+              "  reports/gate.md                 the gate report (every suite, every check)",
+              "  reports/monitor.json            the latest monitor verdict",
+              f"  {params.monitor.workspace:<31} Evidently workspace: evidently ui --workspace {params.monitor.workspace}",
+              "  distill registry history        every release decision with its numbers",
+              "  prefect server start            the Prefect UI with these flow runs (PREFECT_HOME=.prefect)",
+              "  dvc metrics show / dvc plots show",
+              "", "outputs (tracked by DVC):"]
+    lines += [f"  {path:<32} {(_mb(root / path) or 0):8.2f} MB   (stage {stage})" for stage, path in _outputs(root)]
     return "\n".join(lines)
 
 
+def _wait_for_production_rows(engine, tbl, since: float, want: int, timeout_s: float) -> int:
+    from pipeline import predlog
+
+    deadline = time.monotonic() + timeout_s
+    count = 0
+    while time.monotonic() < deadline:
+        count = len(predlog.read_window(engine, tbl, since=since))
+        if count >= want:
+            break
+        time.sleep(1.0)
+    return count
+
+
 def run_demo(root: str | Path = ".", push: bool = True) -> int:
+    from flows.canary import canary as canary_flow
+    from flows.monitor import monitor as monitor_flow
     from flows.retrain import retrain
+    from pipeline import predlog
+    from pipeline.config import load_params
+    from pipeline.serve.loadgen import LoadGenerator
+    from pipeline.serve.process import ServerProcess
 
     root = Path(root).resolve()
+    os.chdir(root)  # registry, prediction log and workspace paths in params.yaml are relative to the project
     started = time.perf_counter()
+    params = load_params(root / "params.yaml")
+
     result = retrain(root=str(root), push=push)
-    print(summary(root, result["stages"], time.perf_counter() - started))
-    return 0
+    canary = monitor = traffic = None
+    if result.get("gate_passed"):
+        url = urlparse(params.canary.server_url)
+        log = root / ".distill" / "demo-server.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        import pandas as pd
+
+        held_out = pd.read_parquet(root / "data/ingested.parquet", columns=["text", "split"])
+        texts = held_out.loc[held_out["split"] == "test", "text"].tolist()
+        server = ServerProcess(root / "params.yaml", root, port=url.port or 8000, log=log)
+        try:
+            server.wait_ready(timeout=120, need_model=False)
+        except (RuntimeError, TimeoutError) as exc:
+            server.stop()
+            raise DistillError(f"the model server did not start on {params.canary.server_url} "
+                               f"(is the port taken?): {exc}") from None
+        engine, tbl = predlog.connect(params.serve.prediction_log_url)
+        try:
+            with LoadGenerator(server.url, texts, workers=3) as load:
+                canary = canary_flow(params_path=str(root / "params.yaml"))
+                # the monitor needs a window of production traffic: keep replaying until it has it
+                server.wait_ready(timeout=60, need_model=True)
+                since = time.time()
+                _wait_for_production_rows(engine, tbl, since, max(params.monitor.thresholds.min_rows, 300), 120)
+            traffic = {"requests": load.requests, "statuses": dict(load.statuses),
+                       "transport_errors": load.transport_errors}
+            monitor = monitor_flow(root=str(root))
+        finally:
+            engine.dispose()
+            server.stop()
+    print(summary(root, params, result, canary, monitor, traffic, time.perf_counter() - started))
+    return 0 if result.get("gate_passed") else 1

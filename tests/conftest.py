@@ -33,7 +33,7 @@ def prefect_harness(tmp_path_factory):
 
 
 # Files and folders of the project that a pipeline run needs in a scratch copy of the repository.
-PROJECT_FILES = ["pipeline", "flows", "dvc.yaml", "params.yaml", "suites", ".dvcignore", "pyproject.toml"]
+PROJECT_FILES = ["pipeline", "flows", "dvc.yaml", "params.yaml", "suites", ".dvcignore", "pyproject.toml", "feedback"]
 
 
 @pytest.fixture

@@ -17,9 +17,12 @@ from pydantic import Field, ValidationError
 from pipeline.config.augment import AugmentConfig
 from pipeline.config.base import ConfigError, Section, format_errors
 from pipeline.config.distill import DistillConfig, ExportConfig
+from pipeline.config.evaluate import EvaluateConfig
 from pipeline.config.ingest import IngestConfig
 from pipeline.config.registry import RegistryConfig
+from pipeline.config.serve import CanaryConfig, ServeConfig
 from pipeline.config.label import LabelConfig
+from pipeline.config.monitor import MonitorConfig
 from pipeline.config.teacher import TeacherConfig
 from pipeline.config.validate import ValidateConfig
 
@@ -29,6 +32,7 @@ __all__ = ["ConfigError", "Params", "Section", "load_params", "parse_params"]
 class Params(Section):
     """The whole params.yaml. Sections of stages that are not configured stay ``None``."""
 
+    # Seed of every random choice (splits, sampling, training): the same seed and data give the same outputs.
     seed: int = 42
     ingest: IngestConfig
     # "validate" would shadow a BaseModel method, so the attribute is validate_ and the YAML key validate.
@@ -39,6 +43,10 @@ class Params(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}
 

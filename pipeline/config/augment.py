@@ -17,6 +17,7 @@ class AugmentConfig(Section):
         default_factory=lambda: ["dropout", "mask", "span", "swap"], min_length=1)
     # Per-word probability for dropout, masking and adjacent swaps.
     p: float = Field(default=0.15, gt=0.0, lt=1.0)
+    # Token that replaces masked words.
     mask_token: str = "[MASK]"
     # span sampling keeps a contiguous run of at least this share of the words.
     min_span: float = Field(default=0.5, gt=0.0, le=1.0)

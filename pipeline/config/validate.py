@@ -8,12 +8,15 @@ from pipeline.config.base import Section
 
 
 class ValidateConfig(Section):
+    # Every text must be at least this long (characters).
     min_chars: int = Field(default=1, ge=0)
+    # ... and at most this long (set it to ingest.max_chars).
     max_chars: int = Field(default=20_000, ge=1)
     # Allowed labels; None means "the labels present in the labeled split".
     labels: list[str] | None = None
     # Every class must hold at least / at most this share of the labeled rows.
     min_class_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    # Every class may hold at most this share of the labeled rows.
     max_class_share: float = Field(default=0.99, ge=0.0, le=1.0)
     # Rows listed per failing expectation in the report.
     examples: int = Field(default=5, ge=0)

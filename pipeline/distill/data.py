@@ -3,7 +3,7 @@
 Built from the two artifacts of earlier stages (docs/contracts.md): ``data/ingested.parquet`` (gold
 labels, splits) and ``data/labels.parquet`` (teacher probabilities). Rules:
 
-- train on rows of splits ``labeled``, ``unlabeled`` and ``augmented`` with the teacher's soft labels;
+- train on rows of splits ``labeled``, ``unlabeled``, ``augmented`` and ``feedback`` with the teacher's soft labels;
   a gold label is used only on ``labeled`` rows (gold labels of ``unlabeled`` rows are hidden);
 - the validation slice is carved from the transfer set by a hash of the row id (an augmented row
   follows its ``origin_id``, so no variant of a validation text is trained on), never from ``test``;
@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.errors import DataError
 
-TRANSFER_SPLITS = ("labeled", "unlabeled", "augmented")
+TRANSFER_SPLITS = ("labeled", "unlabeled", "augmented", "feedback")  # feedback: monitor disagreements
 
 
 @dataclass
@@ -70,7 +70,7 @@ def read_ingested(path: str | Path):
     return pd.read_parquet(path)
 
 
-def _in_validation(keys, share: float) -> np.ndarray:
+def in_validation(keys, share: float) -> np.ndarray:
     out = np.empty(len(keys), dtype=bool)
     for i, key in enumerate(keys):
         digest = hashlib.sha1(str(key).encode()).digest()
@@ -104,7 +104,7 @@ def build_transfer_set(ingested, labels_frame, label_names: list[str], validatio
     keys = [o if isinstance(o, str) and o else i for o, i in zip(origin, frame["id"])]
     split = frame["split"].to_numpy()
     transfer = np.isin(split, TRANSFER_SPLITS)
-    in_val = _in_validation(keys, validation_share) & transfer
+    in_val = in_validation(keys, validation_share) & transfer
     val = in_val & (split != "augmented")
     train = transfer & ~in_val
 

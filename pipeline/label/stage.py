@@ -35,8 +35,10 @@ class LabelingFailed(DistillError):
     """More texts failed to get a teacher label than ``label.max_failure_rate`` allows."""
 
 
-def label_table(frame, params: Params, model_dir: str | Path, teacher=None):
-    """Label ingested rows (+ augmented unlabeled rows). Returns (labels frame, label names, metrics)."""
+def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feedback=None):
+    """Label ingested rows (+ augmented unlabeled rows, + monitor feedback texts). Returns (labels frame,
+    label names, metrics). ``feedback``: texts the monitor found student and teacher disagreeing on
+    (``text`` column); they join the transfer set as split ``feedback``."""
     import pandas as pd
 
     from pipeline.teachers import load_teacher
@@ -53,6 +55,13 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None):
     aug, aug_counts = augment_rows(unlabeled["id"].tolist(), unlabeled["text"].tolist(), params.augment, params.seed)
     if aug:
         rows = pd.concat([rows, pd.DataFrame(aug)], ignore_index=True)
+    feedback_rows = 0
+    if feedback is not None and len(feedback):
+        present = set(rows["text"])
+        new = [t for t in dict.fromkeys(feedback["text"].astype(str)) if t not in present]
+        feedback_rows = len(new)
+        rows = pd.concat([rows, pd.DataFrame({"id": [f"fb-{text_key(t)[:16]}" for t in new], "text": new,
+                                              "split": "feedback", "origin_id": None})], ignore_index=True)
     keys = [text_key(t) for t in rows["text"]]
     unique = dict(zip(keys, rows["text"]))
 
@@ -101,6 +110,7 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None):
         "usage": stats.usage,
         "fingerprint": fingerprint,
         "seconds": round(time.perf_counter() - started, 2),
+        "feedback_rows": feedback_rows,
         **aug_counts,
     }
     log.info("label: %d hits, %d misses, %d teacher calls, %s texts/s, %d failed %s, usage %s",
@@ -149,10 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--teacher-dir", required=True, help="teacher directory (models/teacher)")
     parser.add_argument("--out", required=True, help="labels table to write (data/labels.parquet)")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write (metrics/label.json)")
+    parser.add_argument("--feedback", default=None,
+                        help="folder of monitor feedback parts (feedback/): disagreements join the transfer set")
 
     def body(args: argparse.Namespace) -> None:
         params = load_stage_params(args)
-        kept, labels, metrics = label_table(read_ingested(args.data), params, args.teacher_dir)
+        fb = None
+        if args.feedback:
+            from pipeline.monitor.feedback import read_feedback
+
+            fb = read_feedback(args.feedback)
+        kept, labels, metrics = label_table(read_ingested(args.data), params, args.teacher_dir, feedback=fb)
         write_json(args.metrics, metrics)
         if metrics["failure_rate"] > params.label.max_failure_rate:
             raise LabelingFailed(

@@ -112,12 +112,30 @@ def resolve_url(config: RegistryConfig | None = None, environ: Mapping[str, str]
     return RegistryConfig().url
 
 
-def open_registry(config: RegistryConfig | None = None, environ: Mapping[str, str] | None = None) -> Registry:
-    """Open the registry a params section (and the environment) points at."""
+def open_registry(config: RegistryConfig | None = None, environ: Mapping[str, str] | None = None,
+                  root: str | Path | None = None) -> Registry:
+    """Open the registry a params section (and the environment) points at.
+
+    ``root`` is the project directory: a relative SQLite path or artifacts dir is taken relative to it
+    (params.yaml's defaults are relative to the project, not to whatever the working directory is).
+    """
     from pipeline.config.registry import RegistryConfig
 
     config = config or RegistryConfig()
-    return Registry(resolve_url(config, environ), config.artifacts_dir)
+    url, artifacts = resolve_url(config, environ), Path(config.artifacts_dir)
+    if root is not None:
+        url = rebase_sqlite_url(url, root)
+        artifacts = artifacts if artifacts.is_absolute() else Path(root) / artifacts
+    return Registry(url, artifacts)
+
+
+def rebase_sqlite_url(url: str, root: str | Path) -> str:
+    """``sqlite:///rel/path.db`` -> ``sqlite:////root/rel/path.db``; other URLs unchanged."""
+    parsed = make_url(url)
+    db = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:") or Path(db).is_absolute():
+        return url
+    return parsed.set(database=str((Path(root) / db).resolve())).render_as_string(hide_password=False)
 
 
 class Registry:

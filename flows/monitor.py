@@ -1,0 +1,44 @@
+"""Monitor flow: one run of the production monitor, as a Prefect flow (scheduled by flows/deploy.py).
+
+    python -m flows.monitor          # or: distill monitor (same run, no Prefect)
+
+The logic is pipeline.monitor.run_monitor; the flow adds retries, a markdown artifact with the numbers,
+and (inside run_monitor) the ``distill.monitor.drift`` event that triggers the retrain deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+
+@task(name="monitor-run", retries=1, retry_delay_seconds=30)
+def monitor_once(root: str, bundle: str, data: str, teacher_dir: str, log_url: str | None) -> dict:
+    from pipeline.config import load_params
+    from pipeline.monitor import run_monitor
+
+    params = load_params(Path(root) / "params.yaml")
+    result = run_monitor(params, bundle_dir=bundle, ingested_path=data, teacher_dir=teacher_dir, log_url=log_url,
+                         root=root)
+    return result.summary
+
+
+@flow(name="monitor", log_prints=True)
+def monitor(root: str = ".", bundle: str = "models/bundle", data: str = "data/ingested.parquet",
+            teacher_dir: str = "models/teacher", log_url: str | None = None) -> dict:
+    """Read the prediction-log window, compare with the teacher, save Evidently snapshots, alert on breaches."""
+    summary = monitor_once(root, bundle, data, teacher_dir, log_url)
+    get_run_logger().info("monitor: %s (%s rows)", summary["verdict"]["status"], summary["rows"])
+    create_markdown_artifact(key="monitor-summary", description="Latest monitor run", markdown="\n".join([
+        f"# Monitor: {summary['verdict']['status']}", "",
+        f"rows {summary['rows']}, drift share {summary['drift']['drift_share']}, teacher agreement "
+        f"{summary['teacher']['agreement']} on {summary['teacher']['rows']} rows", "",
+        "```json", json.dumps(summary["verdict"], indent=2, default=str)[:4000], "```"]))
+    return summary
+
+
+if __name__ == "__main__":
+    monitor()

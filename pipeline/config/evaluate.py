@@ -1,0 +1,178 @@
+"""params.yaml `evaluate` section: which suites score the models and the thresholds of the gate.
+
+Every number the gate compares against lives here; the suites only measure. A suite's checks apply to
+the models named in ``gate_models`` (the teacher is scored for reference, never gated).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from pipeline.config.base import Section
+
+MODEL_NAMES = ("teacher", "student_fp32", "student_int8")
+
+
+class GoldConfig(Section):
+    """The gold test split (``split == "test"`` with labels)."""
+
+    # Lowest accuracy on the gold test split.
+    min_accuracy: float = Field(default=0.85, ge=0.0, le=1.0)
+    # Lowest macro-F1 on the gold test split.
+    min_macro_f1: float = Field(default=0.80, ge=0.0, le=1.0)
+    # Every class's recall must reach this floor (a model that drops one class fails here).
+    min_class_recall: float = Field(default=0.50, ge=0.0, le=1.0)
+
+
+class AgreementConfig(Section):
+    """Agreement with the teacher on held-out transfer rows the student never trained on."""
+
+    # Lowest share of held-out transfer rows where the model and the teacher agree.
+    min_agreement: float = Field(default=0.90, ge=0.0, le=1.0)
+    # Score at most this many held-out rows.
+    max_rows: int = Field(default=2000, ge=1)
+
+
+class SlicesConfig(Section):
+    """Data-derived slices of the test split, each scored like the gold suite."""
+
+    # Column whose values define one slice each (e.g. the email group).
+    group_column: str = "group"
+    # Groups that get a slice of their own; empty = every group with at least min_rows test rows.
+    groups: list[str] = Field(default_factory=lambda: ["hard-ham-1"])
+    # Short texts: length <= this quantile of test lengths; long texts: length >= the upper one.
+    length_quantiles: tuple[float, float] = (0.1, 0.9)
+    # Classes whose share of the test split is below this form the "rare classes" slice.
+    rare_class_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    # Slices smaller than this are reported but not gated.
+    min_rows: int = Field(default=10, ge=1)
+    # Lowest gold accuracy on any slice.
+    min_accuracy: float = Field(default=0.75, ge=0.0, le=1.0)
+    # Lowest teacher agreement on any slice.
+    min_agreement: float = Field(default=0.80, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SlicesConfig":
+        low, high = self.length_quantiles
+        if not 0.0 < low < high < 1.0:
+            raise ValueError(f"length_quantiles must satisfy 0 < low < high < 1, got {self.length_quantiles}")
+        return self
+
+
+def _default_perturbations() -> dict[str, dict[str, Any]]:
+    return {"typos": {"rate": 0.03}, "casing": {}, "whitespace": {}, "homoglyphs": {"rate": 0.1},
+            "zero_width": {"rate": 0.1}, "truncate": {"keep": 0.6}, "url": {}, "emoji": {}, "signature": {}}
+
+
+class PerturbationsConfig(Section):
+    """Generated perturbations of test texts: the student must answer as the teacher does on the same text."""
+
+    # Perturbation name -> its keyword arguments (names from pipeline.evaluate.perturb's registry).
+    kinds: dict[str, dict[str, Any]] = Field(default_factory=_default_perturbations)
+    count: int = Field(default=200, ge=1)  # test texts sampled (seeded) per perturbation
+    # Lowest share of perturbed texts where the model still answers as the teacher does on them.
+    min_invariance: float = Field(default=0.85, ge=0.0, le=1.0)
+    # Per-perturbation override of min_invariance, e.g. {truncate: 0.7}.
+    min_invariance_by_kind: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_kinds(self) -> "PerturbationsConfig":
+        from pipeline.evaluate import perturb
+
+        unknown = sorted(set(self.kinds) - set(perturb.registered()))
+        if unknown:
+            raise ValueError(f"unknown perturbation(s) {', '.join(unknown)}; known: {', '.join(perturb.registered())}")
+        odd = sorted(set(self.min_invariance_by_kind) - set(self.kinds))
+        if odd:
+            raise ValueError(f"min_invariance_by_kind names perturbations not in kinds: {', '.join(odd)}")
+        return self
+
+
+class OODConfig(Section):
+    """Out-of-domain texts: the student should not be confident on them."""
+
+    path: str = "suites/ood.txt"  # one text per line; '#' starts a comment line
+    # A text passes when the model's max probability is below this ...
+    max_confidence: float = Field(default=0.9, gt=0.0, le=1.0)
+    # ... or, when set, when the model predicts this abstain label instead.
+    abstain_label: str | None = None
+    # Lowest share of out-of-domain texts handled as configured (low confidence or abstain).
+    min_pass_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class UserSuitesConfig(Section):
+    """Hand-written cases in suite files (docs/evaluation.md)."""
+
+    # Suite files or folders (YAML or JSONL), relative to the project.
+    paths: list[str] = Field(default_factory=lambda: ["suites/*.yaml", "suites/*.jsonl"])
+    # Lowest share of user-written cases that must pass.
+    min_pass_rate: float = Field(default=0.8, ge=0.0, le=1.0)
+
+
+class CalibrationConfig(Section):
+    """ECE before/after temperature scaling fitted on the held-out validation slice (never test)."""
+
+    # Equal-width confidence bins of the expected calibration error.
+    bins: int = Field(default=15, ge=2)
+    # Gate on the ECE after temperature scaling (the temperature ships with the bundle).
+    max_ece: float = Field(default=0.10, ge=0.0, le=1.0)
+
+
+class BudgetsConfig(Section):
+    """Size and latency budgets of the served student."""
+
+    # Models whose file size and latency are budgeted.
+    models: list[str] = Field(default_factory=lambda: ["student_int8"])
+    # Largest model file (MB).
+    max_size_mb: float = Field(default=25.0, gt=0.0)
+    # Slowest p95 single-text latency (ms), featurization included.
+    max_p95_ms: float = Field(default=20.0, gt=0.0)
+    # Timed single-text predictions.
+    latency_runs: int = Field(default=200, ge=10)
+    # Untimed predictions before timing.
+    warmup_runs: int = Field(default=10, ge=0)
+
+
+class ChampionConfig(Section):
+    """Champion/challenger: no metric may drop more than its tolerance below the production model's."""
+
+    alias: str = "production"  # registry alias of the champion, looked up when the registry exists
+    bundle: str | None = None  # or an explicit bundle directory (wins over the alias)
+    # Model compared with the production champion.
+    challenger: str = "student_int8"
+    # Largest allowed drop of any suite metric against the champion (per suite or metric prefix).
+    tolerance: float = Field(default=0.02, ge=0.0)
+    # Per-suite tolerances, keyed by suite name or its prefix (e.g. "perturb", "slice").
+    tolerance_by_suite: dict[str, float] = Field(default_factory=dict)
+    # Suites not compared against the champion (latency is noisy across runs).
+    exclude: list[str] = Field(default_factory=lambda: ["budgets"])
+
+
+class EvaluateConfig(Section):
+    # Suites to run, by registry name (pipeline.evaluate.suites).
+    suites: list[str] = Field(default_factory=lambda: ["gold", "agreement", "slices", "perturbations", "ood",
+                                                       "user", "calibration", "budgets"])
+    # Models whose checks decide the gate (the teacher is scored for reference only).
+    gate_models: list[str] = Field(default_factory=lambda: ["student_int8", "student_fp32"])
+    # Seed of the generated perturbations.
+    seed: int = 42
+    # Teacher answers on generated texts go through the label stage's cache here.
+    teacher_cache_dir: str = ".cache/labels"
+    gold: GoldConfig = Field(default_factory=GoldConfig)
+    agreement: AgreementConfig = Field(default_factory=AgreementConfig)
+    slices: SlicesConfig = Field(default_factory=SlicesConfig)
+    perturbations: PerturbationsConfig = Field(default_factory=PerturbationsConfig)
+    ood: OODConfig = Field(default_factory=OODConfig)
+    user: UserSuitesConfig = Field(default_factory=UserSuitesConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    champion: ChampionConfig = Field(default_factory=ChampionConfig)
+
+    @model_validator(mode="after")
+    def _known_models(self) -> "EvaluateConfig":
+        for name in [*self.gate_models, *self.budgets.models]:
+            if name not in MODEL_NAMES:
+                raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+        return self

@@ -1,0 +1,5 @@
+import sys
+
+from pipeline.evaluate.stage import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""Metric functions on probability arrays: accuracy, macro-F1, recall, agreement, ECE, NLL, temperature.
+
+All functions are pure and take numpy arrays: ``probs`` float [n, k] whose rows sum to 1, ``targets``
+int [n] class indices. They return plain floats so results go straight into JSON.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_EPS = 1e-12
+
+
+def accuracy(probs: np.ndarray, targets: np.ndarray) -> float:
+    if len(targets) == 0:
+        return float("nan")
+    return float(np.mean(np.argmax(probs, axis=1) == targets))
+
+
+def per_class_recall(probs: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+    """Recall of each class present in ``targets``; NaN for classes with no rows."""
+    pred = np.argmax(probs, axis=1)
+    out = np.full(k, np.nan)
+    for c in range(k):
+        rows = targets == c
+        if rows.any():
+            out[c] = float(np.mean(pred[rows] == c))
+    return out
+
+
+def macro_f1(probs: np.ndarray, targets: np.ndarray, k: int) -> float:
+    """Mean F1 over the classes that occur in ``targets`` or in the predictions."""
+    pred = np.argmax(probs, axis=1)
+    scores = []
+    for c in range(k):
+        tp = int(np.sum((pred == c) & (targets == c)))
+        fp = int(np.sum((pred == c) & (targets != c)))
+        fn = int(np.sum((pred != c) & (targets == c)))
+        if tp + fp + fn == 0:
+            continue
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def agreement(probs_a: np.ndarray, probs_b: np.ndarray) -> float:
+    """Share of rows where two models pick the same class."""
+    if len(probs_a) == 0:
+        return float("nan")
+    return float(np.mean(np.argmax(probs_a, axis=1) == np.argmax(probs_b, axis=1)))
+
+
+def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = 15) -> float:
+    """ECE with equal-width confidence bins.
+
+    ECE = sum_b (|B_b| / n) * |acc(B_b) - conf(B_b)|, where a row falls in bin b when its confidence
+    (max probability) lies in ((b-1)/bins, b/bins] (confidence 0 goes to the first bin), acc is the
+    share of correct argmax predictions and conf the mean confidence of the rows in the bin.
+    """
+    n = len(targets)
+    if n == 0:
+        return float("nan")
+    conf = np.max(probs, axis=1)
+    correct = (np.argmax(probs, axis=1) == targets).astype(float)
+    index = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        rows = index == b
+        if rows.any():
+            total += rows.sum() / n * abs(correct[rows].mean() - conf[rows].mean())
+    return float(total)
+
+
+def scale(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature-scaled probabilities: softmax(log(p) / T). T > 1 softens, T < 1 sharpens."""
+    logits = np.log(np.clip(probs, _EPS, 1.0)) / float(temperature)
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def nll(probs: np.ndarray, targets: np.ndarray) -> float:
+    """Mean negative log-likelihood of the target classes."""
+    if len(targets) == 0:
+        return float("nan")
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(targets)), targets], _EPS, 1.0))))
+
+
+def fit_temperature(probs: np.ndarray, targets: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+    """The temperature minimizing NLL on (probs, targets): a 1-D bounded search over log T.
+
+    Scaling by one temperature never changes the argmax, so accuracy and agreement are unaffected;
+    only confidence moves. Fit it on validation data, never on the data the gate scores.
+    """
+    from scipy.optimize import minimize_scalar
+
+    if len(targets) == 0:
+        return 1.0
+    logp = np.log(np.clip(probs, _EPS, 1.0))
+
+    def loss(log_t: float) -> float:
+        z = logp / np.exp(log_t)
+        z -= z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        return float(np.mean(lse - z[np.arange(len(targets)), targets]))
+
+    found = minimize_scalar(loss, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded",
+                            options={"xatol": 1e-5})
+    return float(np.exp(found.x))

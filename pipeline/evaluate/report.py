@@ -1,0 +1,109 @@
+"""The gate's outputs: reports/gate.json (everything), reports/gate.md (for people), metrics/evaluate.json (DVC).
+
+Pure builders return dicts and strings; the stage writes them with :mod:`pipeline.io`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pipeline.evaluate.gate import Check, Verdict
+from pipeline.evaluate.suites.base import Metrics
+
+MODEL_ORDER = ("teacher", "student_fp32", "student_int8", "champion")
+
+
+def _round(value: Any, digits: int = 4) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, digits)
+    if isinstance(value, dict):
+        return {k: _round(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_round(v, digits) for v in value]
+    return value
+
+
+def check_text(c: Check) -> str:
+    value = "missing" if c.value is None else f"{c.value:.4g}"
+    what = "champion - tolerance" if c.kind == "champion" and c.comparison == ">=" else \
+        "champion + tolerance" if c.kind == "champion" else "threshold"
+    return f"{c.suite} {c.metric} [{c.model}] = {value}, needs {c.comparison} {c.threshold:.4g} ({what})"
+
+
+def gate_json(verdict: Verdict, metrics: Metrics, details: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": "distill-gate/1",
+        "passed": verdict.passed,
+        "failing": [check_text(c) for c in verdict.failing],
+        "checks": [_round(c.to_dict()) for c in verdict.checks],
+        "suites": _round(metrics),
+        "details": _round(details),
+        **info,
+    }
+
+
+def flat_metrics(verdict: Verdict, metrics: Metrics, main_model: str = "student_int8") -> dict[str, Any]:
+    """A small flat dict for ``dvc metrics show``: the verdict plus the main model's numbers per suite."""
+    out: dict[str, Any] = {"passed": verdict.passed, "checks": len(verdict.checks),
+                           "failed_checks": len(verdict.failing)}
+    for suite, by_model in metrics.items():
+        for model, values in by_model.items():
+            if model != main_model and not (suite in ("gold", "agreement") and model in ("teacher", "student_fp32")):
+                continue
+            for metric, value in values.items():
+                if metric != "n":
+                    out[f"{suite}.{model}.{metric}"] = _round(value)
+    return out
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() and abs(value) >= 10 else f"{value:.4g}"
+    return str(value)
+
+
+def gate_markdown(verdict: Verdict, metrics: Metrics, details: dict[str, Any], info: dict[str, Any]) -> str:
+    """The readable report: verdict, failing checks first, then one table per suite."""
+    lines = [f"# Gate: {'PASSED' if verdict.passed else 'FAILED'}", ""]
+    lines.append(f"{len(verdict.checks)} checks, {len(verdict.failing)} failing. "
+                 f"Gated models: {', '.join(info.get('gate_models', []))}.")
+    if info.get("champion"):
+        lines.append(f"Champion: {info['champion']}.")
+    if verdict.failing:
+        lines += ["", "## Failing checks", "", "| suite | metric | model | value | needs | kind |", "|---|---|---|---|---|---|"]
+        lines += [f"| {c.suite} | {c.metric} | {c.model} | {_cell(c.value)} | {c.comparison} {c.threshold:.4g} | {c.kind} |"
+                  for c in verdict.failing]
+    by_suite: dict[str, list[Check]] = {}
+    for c in verdict.checks:
+        by_suite.setdefault(c.suite, []).append(c)
+    lines += ["", "## Suites"]
+    for suite, by_model in metrics.items():
+        models = [m for m in MODEL_ORDER if m in by_model] + [m for m in by_model if m not in MODEL_ORDER]
+        names = sorted({k for v in by_model.values() for k in v}, key=lambda k: (k == "n", k))
+        status = "ok" if all(c.passed for c in by_suite.get(suite, [])) else "FAIL"
+        lines += ["", f"### {suite} ({status})", "", "| metric | " + " | ".join(models) + " |",
+                  "|---" * (len(models) + 1) + "|"]
+        for name in names:
+            lines.append(f"| {name} | " + " | ".join(_cell(by_model[m].get(name)) for m in models) + " |")
+        rules = sorted({f"{c.metric} {c.comparison} {c.threshold:.4g}" for c in by_suite.get(suite, []) if c.kind == "threshold"})
+        if rules:
+            lines.append("")
+            lines.append("Thresholds: " + "; ".join(rules))
+    failing_cases = details.get("failing_cases") or {}
+    if failing_cases:
+        lines += ["", "## Failing user-suite cases", "", "| suite | model | where | text | answered | expected |",
+                  "|---|---|---|---|---|---|"]
+        for suite, cases in failing_cases.items():
+            for case in cases[:50]:
+                text = case["text"].replace("|", "\\|").replace("\n", " ")
+                lines.append(f"| {suite} | {case['model']} | {case['where']} | {text} | {case['answered']} | {case['expected']} |")
+    if details.get("skipped_slices"):
+        lines += ["", "Slices too small to judge (rows): " +
+                  ", ".join(f"{k} ({v})" for k, v in details["skipped_slices"].items())]
+    if details.get("temperature"):
+        lines += ["", "Temperatures (fitted on " + str(details.get("temperature_fitted_on")) + "): " +
+                  ", ".join(f"{k} {v:.3f}" for k, v in details["temperature"].items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,156 @@
+"""The evaluate stage: score teacher, student fp32 and student int8 on every suite and write the gate.
+
+    python -m pipeline.evaluate --bundle models/bundle --teacher-dir models/teacher \
+        --data data/ingested.parquet --labels data/labels.parquet --suites-root . \
+        --gate reports/gate.json --report reports/gate.md --metrics metrics/evaluate.json \
+        --calibration models/calibration.json
+
+A failed gate is a result, not a crash: the stage exits 0 and ``reports/gate.json`` says ``passed: false``;
+the retrain flow reads it and never makes a failing model the candidate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import DataError
+from pipeline.io import read_json, write_json
+from pipeline.stage import load_stage_params, run_stage, stage_parser
+
+log = logging.getLogger("distill.evaluate")
+
+
+def load_teacher_for_eval(params, model_dir: str | Path):
+    """The teacher the label stage used: ``load_teacher`` when present, else the registry's builder."""
+    try:
+        from pipeline.teachers import load_teacher
+    except ImportError:
+        from pipeline.teachers import build_teacher
+
+        kind = params.teacher.kind
+        return build_teacher(kind, getattr(params.teacher, kind.replace("-", "_")), model_dir)
+    return load_teacher(params.teacher, model_dir)
+
+
+def load_student(bundle_dir: str | Path):
+    """The exported bundle (``pipeline.bundle.load_bundle``) and its model files by variant."""
+    try:
+        from pipeline.bundle import load_bundle
+    except ImportError:
+        raise DataError("pipeline.bundle is not available: the export stage (student branch) must provide "
+                        "load_bundle(dir) before the evaluate stage can score a bundle") from None
+    bundle_dir = Path(bundle_dir)
+    bundle = load_bundle(bundle_dir)
+    manifest = read_json(bundle_dir / "bundle.json")
+    files = {f"student_{variant}": bundle_dir / name for variant, name in (manifest.get("files") or {}).items()}
+    return bundle, files
+
+
+def champion_bundle_dir(params, cfg) -> tuple[Path | None, str | None]:
+    """The champion's bundle: ``evaluate.champion.bundle``, else the registry's ``production`` alias if set."""
+    if cfg.champion.bundle:
+        path = Path(cfg.champion.bundle)
+        if not (path / "bundle.json").is_file():
+            raise DataError(f"{path}: evaluate.champion.bundle has no bundle.json")
+        return path, f"bundle {path}"
+    registry_cfg = getattr(params, "registry", None)
+    if registry_cfg is None:
+        return None, None
+    from pipeline.registry import open_registry
+
+    with open_registry(registry_cfg) as reg:
+        state = reg.get_alias(cfg.champion.alias)
+    if state.version is None:
+        return None, None
+    return Path(state.version.artifact_location), f"registry {cfg.champion.alias} = {state.version.id}"
+
+
+def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data_path: str | Path,
+                   labels_path: str | Path, suites_root: str | Path = "."):
+    """Load everything, run the suites, decide. Returns (Evaluation, info for the report)."""
+    import pandas as pd
+
+    from pipeline.distill.data import read_labels
+    from pipeline.evaluate.data import build_eval_data
+    from pipeline.evaluate.predictors import BundleVariant, TeacherOracle
+    from pipeline.evaluate.run import evaluate_models
+    from pipeline.evaluate.suites import EvalContext
+
+    cfg = params.evaluate
+    if not Path(data_path).exists():
+        raise DataError(f"{data_path}: ingested data not found (run the ingest stage first)")
+    ingested = pd.read_parquet(data_path)
+    labels_frame, label_names = read_labels(labels_path)
+    data, known = build_eval_data(ingested, labels_frame, label_names, params.distill.validation_share,
+                                  cfg.slices.group_column)
+    teacher = TeacherOracle(load_teacher_for_eval(params, teacher_dir), known, cfg.teacher_cache_dir)
+    bundle, files = load_student(bundle_dir)
+    models: dict[str, Any] = {"teacher": teacher}
+    for variant in ("fp32", "int8"):
+        if f"student_{variant}" in files:
+            models[f"student_{variant}"] = BundleVariant(bundle, variant)
+    champ_dir, champ_text = champion_bundle_dir(params, cfg)
+    if champ_dir is not None:
+        from pipeline.bundle import load_bundle
+
+        models["champion"] = BundleVariant(load_bundle(champ_dir), "int8")
+    ctx = EvalContext(data=data, models=models, cfg=cfg, root=Path(suites_root), bundle_files=files)
+    result = evaluate_models(ctx)
+    info = {"gate_models": list(cfg.gate_models), "champion": champ_text, "labels": label_names,
+            "bundle_temperature": float(getattr(bundle, "temperature", 1.0)),
+            "teacher_calls": teacher.calls, "teacher_cache_hits": teacher.cache_hits,
+            "rows": {"test": len(data.test_texts), "heldout": len(data.heldout_texts)},
+            "suite_seconds": result.seconds}
+    return result, info
+
+
+def calibration_record(result, bundle_temperature: float = 1.0) -> dict[str, Any]:
+    """What export/serving read from models/calibration.json (docs/contracts.md).
+
+    The suites fit T on the bundle's probabilities, which already use the bundle's own temperature T0;
+    softmax(log softmax(z / T0) / T) = softmax(z / (T0 * T)), so the temperature to ship is T0 * T.
+    """
+    temps = {m: t * bundle_temperature for m, t in (result.details.get("temperature") or {}).items()}
+    by_model = result.metrics.get("calibration", {})
+    served = "student_int8" if "student_int8" in temps else next(iter(temps), None)
+    return {"temperature": round(temps.get(served, 1.0), 6), "model": served,
+            "fitted_on": result.details.get("temperature_fitted_on"),
+            "per_model": {m: {k: round(v, 6) for k, v in by_model.get(m, {}).items()} for m in temps}}
+
+
+def write_outputs(result, info: dict, gate_path, report_path, metrics_path, calibration_path=None) -> None:
+    from pipeline.evaluate.report import flat_metrics, gate_json, gate_markdown
+    from pipeline.io import atomic_write_bytes
+
+    write_json(gate_path, gate_json(result.verdict, result.metrics, result.details, info))
+    atomic_write_bytes(report_path, gate_markdown(result.verdict, result.metrics, result.details, info).encode())
+    write_json(metrics_path, flat_metrics(result.verdict, result.metrics))
+    if calibration_path is not None:
+        write_json(calibration_path, calibration_record(result, info.get("bundle_temperature", 1.0)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = stage_parser("distill evaluate", __doc__)
+    parser.add_argument("--bundle", default="models/bundle")
+    parser.add_argument("--teacher-dir", default="models/teacher")
+    parser.add_argument("--data", default="data/ingested.parquet")
+    parser.add_argument("--labels", default="data/labels.parquet")
+    parser.add_argument("--suites-root", default=".", help="folder that evaluate.ood.path and evaluate.user.paths are relative to")
+    parser.add_argument("--gate", required=True)
+    parser.add_argument("--report", required=True)
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--calibration", default=None)
+
+    def body(args: argparse.Namespace) -> None:
+        params = load_stage_params(args)
+        result, info = evaluate_stage(params, args.bundle, args.teacher_dir, args.data, args.labels, args.suites_root)
+        write_outputs(result, info, args.gate, args.report, args.metrics, args.calibration)
+        verdict = result.verdict
+        log.info("gate %s: %d checks, %d failing%s", "PASSED" if verdict.passed else "FAILED", len(verdict.checks),
+                 len(verdict.failing), "".join(f"\n  - {c.suite} {c.metric} [{c.model}]" for c in verdict.failing))
+
+    return run_stage("evaluate", body, parser, argv)

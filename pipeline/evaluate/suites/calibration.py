@@ -1,0 +1,45 @@
+"""Calibration: ECE on the gold test split before and after temperature scaling.
+
+The temperature of each model is fitted (minimum NLL) on the held-out validation slice against the
+teacher's labels, never on the test split it is then judged on. The fitted temperatures are returned in
+``details["temperature"]`` so the stage can write them for export and serving (models/calibration.json).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.evaluate import metrics as m
+from pipeline.evaluate.suites.base import EvalContext, Rule, SuiteResult, suite
+
+
+@suite("calibration")
+def calibration(ctx: EvalContext) -> SuiteResult:
+    d, cfg = ctx.data, ctx.cfg.calibration
+    result = SuiteResult()
+    rows = np.flatnonzero(d.test_targets >= 0)
+    if not len(rows):
+        result.details["calibration"] = "no gold test rows"
+        return result
+    texts = [d.test_texts[i] for i in rows]
+    targets = d.test_targets[rows]
+    fit_texts, fit_targets = d.heldout_texts, None
+    if d.heldout_teacher is not None and len(fit_texts):
+        fit_targets = np.argmax(d.heldout_teacher, axis=1)
+    temperatures = {}
+    result.metrics["calibration"] = {}
+    for model in ctx.models:
+        probs = ctx.predict(model, texts)
+        t = m.fit_temperature(ctx.predict(model, fit_texts), fit_targets) if fit_targets is not None else 1.0
+        scaled = m.scale(probs, t)
+        temperatures[model] = t
+        result.metrics["calibration"][model] = {
+            "ece": m.expected_calibration_error(probs, targets, cfg.bins),
+            "ece_scaled": m.expected_calibration_error(scaled, targets, cfg.bins),
+            "nll": m.nll(probs, targets), "nll_scaled": m.nll(scaled, targets), "temperature": t,
+            "n": float(len(rows))}
+    result.details["temperature"] = temperatures
+    result.details["temperature_fitted_on"] = (f"{len(fit_texts)} held-out transfer rows vs teacher labels"
+                                               if fit_targets is not None else "nothing (no held-out rows): T=1")
+    result.rules.append(Rule("calibration", "ece_scaled", "<=", cfg.max_ece))
+    return result

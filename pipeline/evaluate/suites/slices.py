@@ -1,0 +1,66 @@
+"""Data-derived slices of the test split: named groups (hard ham), short and long texts, rare classes.
+
+Each slice with at least ``slices.min_rows`` rows is scored on accuracy against gold and agreement with
+the teacher; a slice with fewer rows is listed in the report as skipped (too small to judge).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.evaluate import metrics as m
+from pipeline.evaluate.suites.base import TEACHER, EvalContext, Rule, SuiteResult, suite
+
+
+def slice_masks(ctx: EvalContext) -> dict[str, np.ndarray]:
+    """Slice name -> boolean mask over the test rows."""
+    d, cfg = ctx.data, ctx.cfg.slices
+    masks: dict[str, np.ndarray] = {}
+    if d.test_groups is not None:
+        groups = np.array([g if g is not None else "" for g in d.test_groups], dtype=object)
+        wanted = cfg.groups or sorted({g for g in groups if g})
+        for g in wanted:
+            masks[f"slice/group={g}"] = groups == g
+    lengths = np.array([len(t) for t in d.test_texts])
+    if len(lengths):
+        low, high = np.quantile(lengths, cfg.length_quantiles)
+        masks[f"slice/short<={int(low)}chars"] = lengths <= low
+        masks[f"slice/long>={int(high)}chars"] = lengths >= high
+    gold = d.test_targets[d.test_targets >= 0]
+    if len(gold):
+        share = np.bincount(gold, minlength=len(d.labels)) / len(gold)
+        rare = [c for c in range(len(d.labels)) if 0 < share[c] < cfg.rare_class_share]
+        if rare:
+            masks["slice/rare_classes"] = np.isin(d.test_targets, rare)
+    return masks
+
+
+@suite("slices")
+def slices(ctx: EvalContext) -> SuiteResult:
+    d, cfg = ctx.data, ctx.cfg.slices
+    result = SuiteResult()
+    skipped = {}
+    for name, mask in slice_masks(ctx).items():
+        rows = np.flatnonzero(mask)
+        if len(rows) < cfg.min_rows:
+            skipped[name] = int(len(rows))
+            continue
+        texts = [d.test_texts[i] for i in rows]
+        targets = d.test_targets[rows]
+        teacher = ctx.predict(TEACHER, texts) if TEACHER in ctx.models else None
+        result.metrics[name] = {}
+        for model in ctx.models:
+            probs = ctx.predict(model, texts)
+            entry = {"n": float(len(rows))}
+            if (targets >= 0).all():
+                entry["accuracy"] = m.accuracy(probs, targets)
+            if teacher is not None:
+                entry["agreement"] = m.agreement(probs, teacher)
+            result.metrics[name][model] = entry
+        if (targets >= 0).all():
+            result.rules.append(Rule(name, "accuracy", ">=", cfg.min_accuracy))
+        if teacher is not None:
+            result.rules.append(Rule(name, "agreement", ">=", cfg.min_agreement))
+    if skipped:
+        result.details["skipped_slices"] = skipped
+    return result

@@ -1,0 +1,5 @@
+import sys
+
+from pipeline.monitor.run import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""One alert per breaching run: a Slack-compatible webhook message and a Prefect event.
+
+The webhook gets ``{"text": ..., "blocks": [...]}`` (Slack incoming-webhook format; other chat tools
+accept the ``text`` field). A webhook that keeps failing after the retries is logged, never fatal: the
+report and the event still record the breach.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger("distill.monitor")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def alert_payload(summary: dict[str, Any], report_path: str, dashboard_url: str | None = None) -> dict[str, Any]:
+    """The webhook body: headline in ``text``, the numbers and the report location in ``blocks``."""
+    breaches = summary["verdict"]["breaches"]
+    checks = ", ".join(b["check"] for b in breaches)
+    drift, teacher = summary["drift"], summary["teacher"]
+    text = (f":rotating_light: distill monitor: {len(breaches)} threshold breach(es) ({checks}) in "
+            f"{summary['rows']} predictions of model {summary.get('model_versions') or '?'}")
+    lines = [f"• *{b['check']}*: {_fmt(b['value'])} (limit {_fmt(b['limit'])})"
+             + (f" columns {', '.join(b['columns'])}" if b.get("columns") else "") for b in breaches]
+    numbers = (f"rows {summary['rows']} · drift share {_fmt(drift['drift_share'])} · teacher agreement "
+               f"{_fmt(teacher['agreement'])} on {teacher['rows']} rows · mean confidence "
+               f"{_fmt(drift.get('mean_confidence'))} · disagreements to feedback {summary['feedback']['rows']}")
+    where = f"Report: `{report_path}`" + (f" · Dashboard: <{dashboard_url}>" if dashboard_url else "")
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "distill monitor: drift alert"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": numbers}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": where}]},
+        ],
+    }
+
+
+def send_webhook(url: str, payload: dict[str, Any], retries: int, backoff_s: float, timeout_s: float) -> dict[str, Any]:
+    """POST ``payload``; retry connection errors, 429 and 5xx with exponential backoff. Never raises."""
+    import httpx
+
+    attempts, last = 0, ""
+    for attempt in range(retries + 1):
+        attempts += 1
+        try:
+            resp = httpx.post(url, json=payload, timeout=timeout_s)
+            if resp.status_code < 300:
+                return {"sent": True, "attempts": attempts, "status": resp.status_code}
+            last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+            if resp.status_code != 429 and resp.status_code < 500:
+                break  # a 4xx other than 429 will not get better by retrying
+        except httpx.HTTPError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        if attempt < retries:
+            time.sleep(backoff_s * (2 ** attempt))
+    log.error("alert webhook failed after %d attempt(s): %s", attempts, last)
+    return {"sent": False, "attempts": attempts, "error": last}
+
+
+def emit_breach_event(event: str, summary: dict[str, Any]) -> str | None:
+    """Emit the Prefect event the retrain trigger listens for; returns its id (None if Prefect is unavailable)."""
+    try:
+        from prefect.events import emit_event
+    except ImportError:  # pragma: no cover - prefect is a dependency
+        return None
+    payload = {
+        "rows": summary["rows"], "drift_share": summary["drift"]["drift_share"],
+        "agreement": summary["teacher"]["agreement"], "teacher_rows": summary["teacher"]["rows"],
+        "breaches": [{"check": b["check"], "value": b["value"], "limit": b["limit"]} for b in summary["verdict"]["breaches"]],
+        "report": summary["report_path"], "feedback_rows": summary["feedback"]["rows"],
+    }
+    ev = emit_event(event=event, resource={"prefect.resource.id": "distill.monitor", "prefect.resource.name": "monitor"},
+                    payload=payload)
+    return str(ev.id) if ev is not None else None

@@ -1,0 +1,142 @@
+"""Evidently reports of one monitor run, the workspace that keeps them, and the project dashboard.
+
+Two snapshots per run, tagged ``drift`` and ``quality``:
+- drift: the window against the reference set over the text itself, its descriptors, the predicted
+  label and the confidence (every test a p-value, except the text's domain-classifier score), plus
+  the row count, mean confidence and label mix;
+- quality: the student's predictions with the teacher's labels as the target on the sampled rows
+  (accuracy = teacher agreement, per-class recall).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pipeline.monitor.descriptors import DESCRIPTORS
+
+DRIFT_COLUMNS = ["text", *DESCRIPTORS, "label", "confidence"]
+DRIFT_TAG, QUALITY_TAG = "drift", "quality"
+# Evidently tests whose score is a p-value (drift when below the threshold); the others are distances
+# or scores (drift when at or above it). Evidently names a default test "<name> p_value".
+P_VALUE_TESTS = {"ks", "chisquare", "z", "fisher_exact", "t_test", "mannw", "anderson", "cramer_von_mises",
+                 "g_test", "epps_singleton", "empirical_mmd"}
+
+# Title -> (plot type, PanelMetric arguments). The dashboard and docs/monitoring.md list the same panels.
+PANELS: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "Teacher agreement": ("line", [{"legend": "agreement", "metric": "Accuracy", "tags": [QUALITY_TAG]}]),
+    "Drift share": ("line", [{"legend": "drifted columns (share)", "metric": "DriftedColumnsCount",
+                              "metric_labels": {"value_type": "share"}, "tags": [DRIFT_TAG]}]),
+    "Label mix": ("bar", [{"legend": "label share", "metric": "UniqueValueCount",
+                           "metric_labels": {"column": "label", "value_type": "share"}, "tags": [DRIFT_TAG]}]),
+    "Confidence": ("line", [{"legend": "mean confidence", "metric": "MeanValue",
+                             "metric_labels": {"column": "confidence"}, "tags": [DRIFT_TAG]}]),
+    "Rows per run": ("bar", [{"legend": "rows", "metric": "RowCount", "tags": [DRIFT_TAG]}]),
+}
+
+
+def drift_snapshot(current, reference, timestamp: datetime, metadata: dict[str, Any]):
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import MeanValue, RowCount, UniqueValueCount
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(text_columns=["text"], numerical_columns=[*DESCRIPTORS, "confidence"],
+                                categorical_columns=["label"])
+    cur = Dataset.from_pandas(current[DRIFT_COLUMNS], data_definition=definition)
+    ref = Dataset.from_pandas(reference[DRIFT_COLUMNS], data_definition=definition)
+    report = Report([
+        # p-value tests at every size (Evidently switches to distances past 1,000 rows by default), so
+        # one descriptor threshold means the same thing for any window; the text uses a fast
+        # domain-classifier score instead of the slow permutation test.
+        DataDriftPreset(columns=DRIFT_COLUMNS, num_method="ks", cat_method="chisquare",
+                        text_method="abs_text_content_drift"),
+        RowCount(), MeanValue(column="confidence"), UniqueValueCount(column="label"),
+    ], tags=[DRIFT_TAG], metadata=metadata)
+    return report.run(cur, ref, timestamp=timestamp, name="drift")
+
+
+def quality_snapshot(sample, timestamp: datetime, metadata: dict[str, Any]):
+    """Student ``label`` vs teacher ``teacher_label`` on the rows the teacher labeled."""
+    from evidently import DataDefinition, Dataset, MulticlassClassification, Report
+    from evidently.presets import ClassificationPreset
+
+    definition = DataDefinition(categorical_columns=["label", "teacher_label"], classification=[
+        MulticlassClassification(target="teacher_label", prediction_labels="label")])
+    data = Dataset.from_pandas(sample[["label", "teacher_label"]], data_definition=definition)
+    return Report([ClassificationPreset()], tags=[QUALITY_TAG], metadata=metadata).run(
+        data, None, timestamp=timestamp, name="quality")
+
+
+def _metrics(snapshot) -> list[dict[str, Any]]:
+    return snapshot.dict()["metrics"]
+
+
+def drift_numbers(snapshot) -> dict[str, Any]:
+    """Drift share and, per column, the test's method, score and whether it drifted."""
+    out: dict[str, Any] = {"columns": {}}
+    for m in _metrics(snapshot):
+        cfg = m["config"]
+        kind = cfg["type"].rsplit(":", 1)[-1]
+        if kind == "DriftedColumnsCount":
+            out["drifted_columns"] = int(m["value"]["count"])
+            out["drift_share"] = float(m["value"]["share"])
+        elif kind == "ValueDrift":
+            score = float(m["value"])
+            is_p = "p_value" in cfg["method"] or cfg["method"] in P_VALUE_TESTS
+            out["columns"][cfg["column"]] = {
+                "method": cfg["method"], "score": score, "threshold": cfg["threshold"],
+                "drifted": score < cfg["threshold"] if is_p else score >= cfg["threshold"], "p_value": is_p}
+        elif kind == "RowCount":
+            out["rows"] = int(m["value"])
+        elif kind == "MeanValue":
+            out["mean_confidence"] = float(m["value"])
+        elif kind == "UniqueValueCount":
+            out["label_mix"] = {k: round(float(v), 4) for k, v in sorted(m["value"]["shares"].items())}
+    return out
+
+
+def quality_numbers(snapshot) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in _metrics(snapshot):
+        kind = m["config"]["type"].rsplit(":", 1)[-1]
+        if kind == "Accuracy":
+            out["agreement"] = float(m["value"])
+        elif kind == "RecallByLabel":
+            out["recall_by_label"] = {k: round(float(v), 4) for k, v in m["value"].items()}
+        elif kind == "F1Score":
+            out["f1_macro"] = float(m["value"])
+    return out
+
+
+def open_project(workspace: str | Path, name: str):
+    """The workspace's project ``name`` (created with its dashboard on first use)."""
+    from evidently.ui.workspace import Workspace
+
+    ws = Workspace.create(str(workspace))
+    found = ws.search_project(name)
+    project = found[0] if found else ws.create_project(name, description="distill production monitor: drift of "
+                                                       "traffic and agreement of the student with the teacher")
+    ensure_dashboard(project)
+    return ws, project
+
+
+def ensure_dashboard(project) -> None:
+    """Add any of :data:`PANELS` the project's dashboard lacks (by title), so re-runs never duplicate them."""
+    from evidently.sdk.models import DashboardPanelPlot, PanelMetric
+
+    have = {p.title for p in project.dashboard.model().panels}
+    for title, (plot_type, values) in PANELS.items():
+        if title in have:
+            continue
+        params = {"plot_type": plot_type} | ({"is_stacked": True} if plot_type == "bar" else {})
+        project.dashboard.add_panel(DashboardPanelPlot(
+            title=title, size="half", values=[PanelMetric(**v) for v in values], plot_params=params), tab="Monitor")
+
+
+def save_snapshots(ws, project, snapshots) -> list[str]:
+    return [str(ws.add_run(project.id, snap).id) for snap in snapshots]
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)

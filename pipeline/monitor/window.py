@@ -1,0 +1,38 @@
+"""Which prediction-log rows one monitor run looks at: the last ``window_minutes``, or since the last run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pipeline.io import read_json, write_json
+
+
+def window_bounds(window_minutes: float | None, state_path: str | Path, now: float | None = None) -> tuple[float | None, float]:
+    """(since, until) in epoch seconds. With no window, ``since`` is where the previous run stopped."""
+    until = time.time() if now is None else now
+    if window_minutes is not None:
+        return until - window_minutes * 60.0, until
+    path = Path(state_path)
+    since = read_json(path).get("until") if path.exists() else None
+    return since, until
+
+
+def remember_window(state_path: str | Path, until: float) -> None:
+    write_json(state_path, {"until": until})
+
+
+def read_window(log_url: str | None, since: float | None, until: float, max_rows: int):
+    """The window's rows with text (rows logged without text cannot be described or compared)."""
+    from pipeline import predlog
+
+    engine, tbl = predlog.connect(log_url)
+    try:
+        frame = predlog.read_window(engine, tbl, since=since, until=until)
+    finally:
+        engine.dispose()
+    without_text = int(frame["text"].isna().sum())
+    frame = frame[frame["text"].notna()]
+    if len(frame) > max_rows:
+        frame = frame.iloc[-max_rows:]
+    return frame.reset_index(drop=True), without_text

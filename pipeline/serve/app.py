@@ -1,0 +1,95 @@
+"""FastAPI app factory of the model server.
+
+    uvicorn --factory pipeline.serve.app:create_app       # params from $DISTILL_PARAMS or ./params.yaml
+    distill serve --host 127.0.0.1 --port 8000            # the same, through the CLI
+
+Start-up opens the prediction log, loads the registry's production (and canary) models synchronously,
+then starts the registry follower; shutdown stops the follower and flushes the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+PARAMS_ENV = "DISTILL_PARAMS"
+log = logging.getLogger("distill.serve")
+
+
+@dataclass
+class ServerParts:
+    """Everything the endpoints share, built once per app."""
+
+    cfg: Any  # ServeConfig
+    metrics: Any
+    slots: Any
+    writer: Any
+    follower: Any
+
+
+def build_parts(params) -> ServerParts:
+    from pipeline import predlog
+    from pipeline.registry import open_registry
+    from pipeline.serve.follower import RegistryFollower
+    from pipeline.serve.logwriter import PredictionLogWriter
+    from pipeline.serve.metrics import build_metrics
+    from pipeline.serve.models import ModelSlots
+
+    cfg = params.serve
+    holder: dict[str, Any] = {}
+    metrics = build_metrics(lambda: holder["writer"].depth() if "writer" in holder else 0)
+    writer = PredictionLogWriter(predlog.resolve_url(cfg.prediction_log_url), cfg.log_text, cfg.log_queue_size,
+                                 cfg.log_batch_size, cfg.log_flush_s, on_written=metrics.predlog_written.inc,
+                                 on_dropped=metrics.predlog_dropped.inc)
+    holder["writer"] = writer
+    slots = ModelSlots(cfg.threads, cfg.smoke_text, metrics)
+    follower = RegistryFollower(lambda: open_registry(params.registry), slots, cfg.poll_interval_s, metrics)
+    return ServerParts(cfg=cfg, metrics=metrics, slots=slots, writer=writer, follower=follower)
+
+
+def create_app(params=None):
+    """The server app; ``params`` defaults to the file named by $DISTILL_PARAMS (else params.yaml)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    from pipeline.serve.router import build_router
+
+    # One request is featurized at a time on the event loop: the tokenizer's own thread pool only adds
+    # hand-offs and competes with uvicorn for the cores.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if params is None:
+        from pipeline.config import load_params
+
+        params = load_params(os.environ.get(PARAMS_ENV, "params.yaml"))
+    parts = build_parts(params)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        parts.writer.start()
+        parts.follower.sync_now()
+        parts.follower.start()
+        try:
+            yield
+        finally:
+            parts.follower.stop()
+            parts.writer.stop()
+
+    app = FastAPI(title="distill model server", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.parts = parts
+    app.include_router(build_router(parts))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return JSONResponse({"error": "invalid request", "details": exc.errors()}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):  # a bug answers 500; the worker lives on
+        log.exception("unhandled error on %s", request.url.path)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    return app

@@ -1,0 +1,91 @@
+"""Input checks of ``POST /v1/predict``: body size, JSON shape, batch size, text length.
+
+Each failure is a :class:`RequestRejected` carrying the HTTP status and a message that names the limit
+(the params key), so a client knows what to change. Nothing here raises anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class RequestRejected(Exception):
+    """A request the server refuses, with its status code and a readable reason."""
+
+    def __init__(self, status: int, message: str, limit: str | None = None, value: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.limit = limit
+        self.value = value
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.message}
+        if self.limit is not None:
+            out["limit"] = self.limit
+            out["max"] = self.value
+        return out
+
+
+def check_content_length(header: str | None, max_bytes: int) -> None:
+    """Refuse before reading when the client announces a body over ``serve.max_body_bytes``."""
+    if header is None:
+        return
+    try:
+        size = int(header)
+    except ValueError:
+        raise RequestRejected(400, f"Content-Length {header!r} is not a number") from None
+    if size > max_bytes:
+        raise RequestRejected(413, f"request body of {size} bytes is over the limit serve.max_body_bytes = "
+                                   f"{max_bytes}", "serve.max_body_bytes", max_bytes)
+
+
+async def read_body(request, max_bytes: int) -> bytes:
+    """The body, counted as it arrives: a chunked or lying client cannot push past the limit."""
+    check_content_length(request.headers.get("content-length"), max_bytes)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestRejected(413, f"request body is over the limit serve.max_body_bytes = {max_bytes}",
+                                  "serve.max_body_bytes", max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_predict(body: bytes, max_batch: int, max_chars: int) -> tuple[list[str], str | None]:
+    """``{"texts": [...], "key": "..."}`` -> (texts, key), or a RequestRejected naming what is wrong."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestRejected(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise RequestRejected(422, 'body must be a JSON object like {"texts": ["..."]}')
+    unknown = set(payload) - {"texts", "key"}
+    if unknown:
+        raise RequestRejected(422, f"unknown field(s) {sorted(unknown)}; expected 'texts' and optional 'key'")
+    texts = payload.get("texts")
+    if texts is None:
+        raise RequestRejected(422, "field 'texts' is missing: send a list of strings")
+    if not isinstance(texts, list):
+        raise RequestRejected(422, f"field 'texts' must be a list of strings, got {type(texts).__name__}")
+    if not texts:
+        raise RequestRejected(422, "field 'texts' is empty: send at least one text")
+    if len(texts) > max_batch:
+        raise RequestRejected(413, f"batch of {len(texts)} texts is over the limit serve.max_batch = {max_batch}",
+                              "serve.max_batch", max_batch)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise RequestRejected(422, f"texts[{i}] must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise RequestRejected(422, f"texts[{i}] is empty or only whitespace")
+        if len(text) > max_chars:
+            raise RequestRejected(413, f"texts[{i}] has {len(text)} characters, over the limit "
+                                       f"serve.max_text_chars = {max_chars}", "serve.max_text_chars", max_chars)
+    key = payload.get("key")
+    if key is not None and not isinstance(key, str):
+        raise RequestRejected(422, f"field 'key' must be a string, got {type(key).__name__}")
+    return texts, key

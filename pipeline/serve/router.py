@@ -1,0 +1,128 @@
+"""HTTP endpoints: ``POST /v1/predict``, ``GET /healthz``, ``GET /readyz``, ``GET /v1/models``, ``GET /metrics``.
+
+The predict path is kept lean: the body is parsed with orjson (no pydantic model), the model snapshot is
+read once, inference runs inline (a sub-millisecond onnxruntime call; no thread hop), and the
+prediction log gets one ``put_nowait``. Refusals answer 4xx JSON naming the limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from pipeline.serve.limits import RequestRejected, parse_predict, read_body
+from pipeline.serve.logwriter import LogRecord
+from pipeline.serve.metrics import PREDICT
+from pipeline.serve.routing import CANARY, STABLE, choose_route, request_key
+
+log = logging.getLogger("distill.serve")
+JSON = "application/json"
+
+
+def _json(status: int, body) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON)
+
+
+def build_router(server) -> APIRouter:
+    """Endpoints over ``server`` (a :class:`pipeline.serve.app.ServerParts`)."""
+    router = APIRouter()
+    cfg = server.cfg
+    metrics = server.metrics
+    slots = server.slots
+    writer = server.writer
+
+    @router.post(PREDICT)
+    async def predict(request: Request) -> Response:
+        start = time.perf_counter()
+        try:
+            body = await read_body(request, cfg.max_body_bytes)
+            texts, key = parse_predict(body, cfg.max_batch, cfg.max_text_chars)
+        except RequestRejected as exc:
+            metrics.rejected.labels(reason=exc.limit or "bad_request").inc()
+            metrics.request_done(PREDICT, exc.status)
+            return _json(exc.status, exc.body())
+        state = slots.state
+        if state.stable is None:
+            metrics.request_done(PREDICT, 503)
+            return _json(503, {"error": "no model loaded yet: the registry has no production version "
+                                        "(or it failed to load, see GET /v1/models)"})
+        route = STABLE
+        if state.canary is not None:
+            route = choose_route(request_key(key, texts), state.weight)
+        model = state.canary if route == CANARY else state.stable
+        stable_labels = None
+        try:
+            probs = model.bundle.predict_proba(texts, "int8")
+        except Exception as exc:  # a model that breaks on some input: answer with stable, count it
+            metrics.route_errors[route].inc()
+            log.error("%s model %s failed on a request: %s", route, model.version, exc)
+            if route == STABLE:
+                metrics.request_done(PREDICT, 500)
+                return _json(500, {"error": f"model {model.version} failed: {type(exc).__name__}"})
+            route, model = STABLE, state.stable
+            try:
+                probs = model.bundle.predict_proba(texts, "int8")
+            except Exception as exc2:
+                metrics.route_errors[STABLE].inc()
+                metrics.request_done(PREDICT, 500)
+                return _json(500, {"error": f"model {model.version} failed: {type(exc2).__name__}"})
+        names = model.bundle.labels
+        best = probs.argmax(axis=1)
+        labels = [names[i] for i in best]
+        if route == CANARY:
+            try:
+                stable_probs = state.stable.bundle.predict_proba(texts, "int8")
+                s_names = state.stable.bundle.labels
+                stable_labels = [s_names[i] for i in stable_probs.argmax(axis=1)]
+                agreed = sum(a == b for a, b in zip(labels, stable_labels))
+                metrics.record_agreement(len(texts), agreed)
+            except Exception as exc:
+                metrics.route_errors[STABLE].inc()
+                log.error("stable model %s failed scoring canary traffic: %s", state.stable.version, exc)
+        predictions = [{"label": labels[i], "probs": dict(zip(names, row)), "version": model.version, "route": route}
+                       for i, row in enumerate(probs.tolist())]
+        payload = orjson.dumps({"predictions": predictions})
+        elapsed = time.perf_counter() - start
+        metrics.route_requests[route].inc()
+        metrics.predictions(model.version, route).inc(len(texts))
+        metrics.latency_children[route].observe(elapsed)
+        metrics.request_done(PREDICT, 200)
+        writer.submit(LogRecord(request_id=uuid.uuid4().hex, ts=time.time(), texts=texts, version=model.version,
+                                route=route, labels=labels, probs=probs, stable_labels=stable_labels,
+                                latency_ms=elapsed * 1000.0))
+        return Response(payload, media_type=JSON)
+
+    @router.get("/healthz")
+    async def healthz() -> Response:
+        return _json(200, {"status": "ok"})
+
+    @router.get("/readyz")
+    async def readyz() -> Response:
+        state = slots.state
+        if state.stable is None:
+            return _json(503, {"ready": False, "reason": "no production model loaded",
+                               "last_load_error": slots.last_load_error})
+        return _json(200, {"ready": True, "version": state.stable.version})
+
+    @router.get("/v1/models")
+    async def models() -> Response:
+        state = slots.state
+        return _json(200, {
+            "stable": state.stable.describe() if state.stable else None,
+            "canary": state.canary.describe() if state.canary else None,
+            "canary_weight": state.weight,
+            "registry_token": state.token,
+            "last_load_error": slots.last_load_error,
+        })
+
+    @router.get("/metrics")
+    async def prometheus() -> Response:
+        data, content_type = metrics.render()
+        return Response(data, media_type=content_type)
+
+    return router

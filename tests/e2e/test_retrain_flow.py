@@ -1,0 +1,71 @@
+"""The retrain Prefect flow on a small sample of the default data, in a scratch copy of the repository.
+
+Every DVC stage runs as a task (ingest ... export) on a test Prefect server; a second flow run finds
+nothing changed and DVC skips every stage. Outputs land at the paths dvc.yaml names and are pushed
+to the scratch DVC remote.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def small_params(repo: Path, npm_cache: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["ingest"]["spamassassin"].update({"cache_dir": str(npm_cache), "per_group": 24})
+    params["ingest"]["labeled_fraction"] = 0.3
+    params["label"]["cache_dir"] = str(repo / ".cache" / "labels")
+    params["distill"].update({"epochs": 3, "patience": 2})
+    params["export"]["min_label_agreement"] = 0.9  # a 3-epoch student on ~80 texts: int8 may flip a near tie
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_retrain_flow_runs_every_stage_then_skips_them(repo_copy: Path, request, prefect_harness, monkeypatch):
+    from flows.retrain import retrain
+    from pipeline import dvcops
+
+    small_params(repo_copy, request.config.cache.mkdir("spamassassin-npm"))
+    stages = dvcops.stage_order(repo_copy)
+    assert stages[:2] == ["ingest", "validate"] and {"teacher", "label", "distill", "export"} <= set(stages)
+
+    first = retrain(root=str(repo_copy), push=True)
+    assert [r["stage"] for r in first["stages"]] == stages
+    assert all(r["ran"] for r in first["stages"]), first["stages"]
+    assert first["pushed"] and "pushed" in first["pushed"]
+    for name in ("data/ingested.parquet", "data/labels.parquet", "models/teacher/teacher.json",
+                 "models/student/checkpoint.pt", "models/bundle/bundle.json", "models/bundle/model.int8.onnx"):
+        assert (repo_copy / name).exists(), name
+    assert json.loads((repo_copy / "metrics/validate.json").read_text())["success"] is True
+    assert (repo_copy / "dvc.lock").exists()
+    # The gate ran and the bundle was registered in the project's own registry, as candidate or rejected.
+    gate = json.loads((repo_copy / "reports/gate.json").read_text())
+    assert first["gate_passed"] is gate["passed"]
+    from pipeline.config.registry import RegistryConfig
+    from pipeline.registry import open_registry
+
+    with open_registry(RegistryConfig(), root=repo_copy) as registry:
+        version = registry.get_version(first["registered"])
+        assert version.gate_passed is gate["passed"] and version.rejected is (not gate["passed"])
+        candidate = registry.get_alias("candidate").version
+        assert (candidate is not None and candidate.id == version.id) is gate["passed"]
+
+    second = retrain(root=str(repo_copy), push=False)
+    assert not any(r["ran"] for r in second["stages"]), second["stages"]
+    assert second["registered"] == first["registered"], "an unchanged bundle is not registered again"
+
+
+def test_retrain_flow_stops_on_a_params_typo_before_any_stage(repo_copy: Path, prefect_harness):
+    from flows.retrain import retrain
+    from pipeline.config import ConfigError
+
+    text = (repo_copy / "params.yaml").read_text().replace("  test_fraction:", "  test_fracton:")
+    (repo_copy / "params.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="test_fracton: unknown key"):
+        retrain(root=str(repo_copy), push=False)
+    assert not (repo_copy / "data").exists()

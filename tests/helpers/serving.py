@@ -1,0 +1,75 @@
+"""Helpers for model-server tests: tiny real bundles, a real server process, a real HTTP load generator.
+
+Bundles are trained and exported with the project's own functions on a small BANKING77 subset:
+``good_a`` and ``good_b`` (two seeds: similar, not identical) and ``bad`` (trained on soft labels whose
+classes were rotated by one, so it disagrees with the others on nearly every text).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.serve.loadgen import LoadGenerator  # noqa: F401  (re-exported for the tests)
+from pipeline.serve.process import ServerProcess as _ServerProcess
+from pipeline.serve.process import free_port  # noqa: F401  (re-exported for the tests)
+from tests.conftest import ROOT
+
+
+class ServerProcess(_ServerProcess):
+    """The server process with this checkout's code first on the path (the tests' worktree)."""
+
+    def __init__(self, params_path: Path, cwd: Path, env: dict[str, str] | None = None, port: int | None = None):
+        super().__init__(params_path, cwd, dict(env or {}, PYTHONPATH=str(ROOT)), port=port)
+
+GATE_PASSED = {"passed": True, "checks": [{"suite": "gold", "metric": "accuracy", "value": 0.5, "threshold": 0.3,
+                                           "passed": True}]}
+
+
+def build_bundles(out: Path) -> dict[str, Path]:
+    """Train and export three tiny students; returns name -> bundle folder. A few seconds on 2 cores."""
+    from pipeline.config import parse_params
+    from pipeline.distill import train_from_frames
+    from pipeline.export import export_bundle
+    from tests.student_data import banking77_frames
+
+    ingested, labels_frame, names = banking77_frames(per_class_train=12, test_rows=200, seed=0)
+    distill = {"featurizer": {"buckets": 4096}, "student": {"name": "hashed-ngram-bag", "kwargs": {"dim": 32}},
+               "epochs": 3, "patience": 3, "lr": 0.08, "validation_share": 0.15}
+    export_cfg = parse_params({"ingest": {}, "export": {"latency_texts": 10, "parity_rows": 200, "min_label_agreement": 0.9}}).export
+    texts = ingested.loc[ingested.split == "test", "text"].tolist()
+    rotated = labels_frame.copy()
+    rotated["probs"] = [np.roll(p, 1) for p in labels_frame["probs"]]
+    plans = {
+        "good_a": (labels_frame, distill, 1),
+        "good_b": (labels_frame, distill, 2),
+        "bad": (rotated, {**distill, "use_gold": False}, 3),
+    }
+    bundles = {}
+    for name, (frame, dcfg, seed) in plans.items():
+        cfg = parse_params({"ingest": {}, "distill": dcfg}).distill
+        trained = train_from_frames(ingested, frame, names, cfg, seed=seed, out_dir=out / f"{name}-train")
+        metrics = export_bundle(trained.checkpoint, out / name, export_cfg, texts)
+        assert metrics["passed"], metrics["problems"]
+        bundles[name] = out / name
+    return bundles
+
+
+def corrupt_copy(bundle: Path, dest: Path) -> Path:
+    """A copy of ``bundle`` whose int8 model file is garbage (as a bad disk or a broken upload leaves it)."""
+    shutil.copytree(bundle, dest)
+    (dest / "model.int8.onnx").write_bytes(b"this is not an onnx model" * 100)
+    return dest
+
+
+def wait_until(predicate, timeout: float = 20.0, every: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")

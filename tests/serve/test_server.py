@@ -1,0 +1,238 @@
+"""The real model server (``distill serve`` in a child process on 127.0.0.1) over a real registry."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+
+from tests.helpers.serving import LoadGenerator, corrupt_copy, wait_until
+
+pytestmark = pytest.mark.e2e
+
+TEXTS = ["I still have not received my new card", "how do I top up with apple pay?",
+         "my transfer failed, why?", "what is the exchange rate for euros", "I want to close my account"]
+
+
+def _models(url):
+    return httpx.get(url + "/v1/models", timeout=5).json()
+
+
+def _metric(url, name, **labels):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for fam in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=5).text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+@pytest.fixture
+def served(workspace):
+    """Production = good_a; a running server; stopped whatever happens."""
+    with workspace.registry() as reg:
+        v = workspace.register(workspace.bundles["good_a"])
+        reg.promote(v, "production", actor="tests", reason="baseline")
+    server = workspace.server()
+    try:
+        server.wait_ready()
+        yield workspace, server, v
+    finally:
+        server.stop()
+
+
+def test_predict_health_models_metrics_and_log(served):
+    ws, server, v1 = served
+    url = server.url
+    assert httpx.get(url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(url + "/readyz").json() == {"ready": True, "version": v1}
+    r = httpx.post(url + "/v1/predict", json={"texts": TEXTS[:3], "key": "alice"})
+    assert r.status_code == 200
+    preds = r.json()["predictions"]
+    assert len(preds) == 3
+    for p in preds:
+        assert p["version"] == v1 and p["route"] == "stable"
+        assert len(p["probs"]) == 77 and abs(sum(p["probs"].values()) - 1) < 1e-3
+        assert p["label"] == max(p["probs"], key=p["probs"].get)
+    models = _models(url)
+    assert models["stable"]["version"] == v1 and models["canary"] is None and models["canary_weight"] == 0.0
+
+    with LoadGenerator(url, TEXTS, workers=2) as load:
+        wait_until(lambda: sum(load.statuses.values()) >= 60, what="60 requests")
+    assert set(load.statuses) == {200} and load.transport_errors == 0
+
+    # prediction log: every answered text, with hash and text (log_text defaults to true)
+    from pipeline import predlog
+
+    engine, tbl = ws.predlog()
+    total = 3 + sum(load.statuses.values())
+    wait_until(lambda: len(predlog.read_window(engine, tbl)) >= total, what="prediction log rows")
+    rows = predlog.read_window(engine, tbl)
+    assert set(rows["route"]) == {"stable"} and set(rows["model_version"]) == {v1}
+    first = rows.iloc[0]
+    assert first["text"] == TEXTS[0] and first["text_hash"] == predlog.text_hash(TEXTS[0])
+    assert rows["stable_label"].isna().all() and (rows["latency_ms"] > 0).all()
+
+    assert _metric(url, "distill_requests_total", endpoint="/v1/predict", status="200") >= total - 2
+    assert _metric(url, "distill_predictions_total", version=v1, route="stable") >= total
+    assert _metric(url, "distill_request_latency_seconds_count", endpoint="/v1/predict", route="stable") >= total - 2
+    assert _metric(url, "distill_predlog_written_total") >= total
+    assert _metric(url, "distill_predlog_dropped_total") == 0
+    text = httpx.get(url + "/metrics").text
+    for name in ("distill_canary_weight", "distill_canary_agreement_ratio", "distill_predlog_queue_depth",
+                 "distill_model_load_failures_total", "distill_route_errors_total"):
+        assert name in text
+    names = [line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")]
+    assert names and all(n.startswith("distill_") for n in names)
+
+
+BAD_BODIES = [
+    ({"texts": ["x"] * 17}, 413, "serve.max_batch"),
+    ({"texts": ["a" * 501]}, 413, "serve.max_text_chars"),
+    ({"texts": []}, 422, "empty"),
+    ({"texts": ["ok", "  "]}, 422, "texts[1] is empty"),
+    ({"texts": ["ok", 3]}, 422, "texts[1] must be a string"),
+    ({"text": ["ok"]}, 422, "unknown field"),
+    ({}, 422, "'texts' is missing"),
+    ({"texts": "just a string"}, 422, "must be a list"),
+    ([1, 2], 422, "JSON object"),
+]
+
+
+def test_bad_inputs_get_a_clear_4xx(served):
+    _, server, _ = served
+    with httpx.Client() as client:
+        for body, status, needle in BAD_BODIES:
+            r = client.post(server.url + "/v1/predict", json=body)
+            assert r.status_code == status and needle in r.json()["error"], (body, r.text)
+    assert _metric(server.url, "distill_rejected_requests_total", reason="serve.max_batch") == 1
+    assert _metric(server.url, "distill_requests_total", endpoint="/v1/predict", status="422") == 7
+
+
+def test_oversize_and_malformed_bodies_and_the_worker_survives(served):
+    _, server, v1 = served
+    url = server.url
+    big = {"texts": ["word " * 90] * 16}  # under the batch and text limits, over max_body_bytes (6 kB)
+    r = httpx.post(url + "/v1/predict", json=big)
+    assert r.status_code == 413 and r.json()["limit"] == "serve.max_body_bytes"
+    r = httpx.post(url + "/v1/predict", content=b'{"texts": ["unterminated', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    r = httpx.post(url + "/v1/predict", content=b"\xff\xfe\x00garbage")
+    assert r.status_code == 400
+
+    # a chunked body (no Content-Length) is counted as it arrives
+    def chunks():
+        yield b'{"texts": ["'
+        for _ in range(30):
+            yield b"a" * 300
+        yield b'"]}'
+
+    r = httpx.post(url + "/v1/predict", content=chunks())
+    assert r.status_code == 413 and r.json()["limit"] == "serve.max_body_bytes"
+
+    # a client that announces a small body and sends a huge one is cut off by the real byte count
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 999999999\r\n\r\n" + b"x" * 100)
+        head = s.recv(4096)
+    assert b" 413 " in head.split(b"\r\n")[0]
+    assert _metric(url, "distill_rejected_requests_total", reason="serve.max_body_bytes") >= 3
+    # still serving
+    r = httpx.post(url + "/v1/predict", json={"texts": ["is my card on its way?"]})
+    assert r.status_code == 200 and r.json()["predictions"][0]["version"] == v1
+    assert server.proc.poll() is None
+
+
+def test_corrupt_model_is_refused_and_the_working_model_keeps_serving(served, tmp_path):
+    ws, server, v1 = served
+    url = server.url
+    bad_dir = corrupt_copy(ws.bundles["good_b"], tmp_path / "corrupt")
+    v_bad = ws.register(bad_dir, reason="corrupt upload")
+    with LoadGenerator(url, TEXTS, workers=2) as load:
+        with ws.registry() as reg:
+            reg.promote(v_bad, "production", actor="tests", reason="push a broken model")
+        err = wait_until(lambda: _models(url)["last_load_error"], what="a load error")
+        wait_until(lambda: sum(load.statuses.values()) >= 40, what="traffic after the refused load")
+    assert err["version"] == v_bad and err["alias"] == "production" and "digest" in err["error"]
+    assert set(load.statuses) == {200} and set(load.versions) == {v1}
+    assert _models(url)["stable"]["version"] == v1
+    assert _metric(url, "distill_model_load_failures_total", alias="production") == 1
+    assert httpx.get(url + "/readyz").json()["version"] == v1
+
+    # a rollback of the alias to the working version takes effect too (and clears nothing it should not)
+    with ws.registry() as reg:
+        reg.rollback("production", actor="tests", reason="undo the broken push")
+        good = ws.register(ws.bundles["good_b"], reason="fixed upload")
+        reg.promote(good, "production", actor="tests", reason="fixed model")
+    wait_until(lambda: _models(url)["stable"]["version"] == good, what="the fixed model")
+    r = httpx.post(url + "/v1/predict", json={"texts": TEXTS})
+    assert {p["version"] for p in r.json()["predictions"]} == {good}
+
+
+def test_canary_split_is_sticky_by_key_and_scored_by_stable(served):
+    ws, server, v1 = served
+    url = server.url
+    v2 = ws.register(ws.bundles["good_b"], reason="canary")
+    with ws.registry() as reg:
+        reg.promote(v2, "canary", actor="tests", reason="half the traffic", weight=0.5)
+    wait_until(lambda: (_models(url)["canary"] or {}).get("version") == v2, what="the canary to load")
+    assert _models(url)["canary_weight"] == 0.5
+
+    def routes():
+        with httpx.Client() as client:
+            return {f"user-{i}": client.post(url + "/v1/predict", json={"texts": [TEXTS[i % 5]], "key": f"user-{i}"})
+                    .json()["predictions"][0]["route"] for i in range(120)}
+
+    first, second = routes(), routes()
+    assert first == second  # sticky: a key keeps its route at a given weight
+    share = sum(r == "canary" for r in first.values()) / len(first)
+    assert 0.3 < share < 0.7, share
+    assert _metric(url, "distill_canary_weight") == 0.5
+    assert _metric(url, "distill_canary_compared_total") == 2 * sum(r == "canary" for r in first.values())
+    assert 0.0 < _metric(url, "distill_canary_agreement_ratio") <= 1.0
+    assert _metric(url, "distill_model_info", alias="canary", version=v2) == 1
+    assert _metric(url, "distill_model_info", alias="production", version=v1) == 1
+
+    # every metric of the contract's table (what infra/ alerts and dashboards query) has samples here
+    import re
+    from pathlib import Path
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    contract = (Path(__file__).resolve().parents[2] / "docs" / "contracts.md").read_text()
+    names = re.findall(r"^\s*\| `(distill_\w+)` \|", contract, re.M)
+    sampled = {s.name for fam in text_string_to_metric_families(httpx.get(url + "/metrics").text) for s in fam.samples}
+    missing = [n for n in names if not ({n, n + "_count", n + "_bucket"} & sampled)]
+    assert len(names) >= 9 and not missing, missing
+
+    # weight 0 via the registry: every key back on stable, without a restart
+    with ws.registry() as reg:
+        reg.set_alias("canary", v2, actor="tests", reason="pause", weight=0.0)
+    wait_until(lambda: _models(url)["canary_weight"] == 0.0, what="weight 0")
+    assert set(routes().values()) == {"stable"}
+
+
+def test_log_text_off_keeps_only_the_hash(tmp_path, bundles, monkeypatch):
+    from pipeline import predlog
+    from tests.serve.conftest import Workspace
+
+    ws = Workspace(tmp_path, bundles, serve={"log_text": False})
+    monkeypatch.delenv("DISTILL_PREDICTION_LOG_URL", raising=False)
+    monkeypatch.delenv("DISTILL_REGISTRY_URL", raising=False)
+    v = ws.register(bundles["good_a"])
+    with ws.registry() as reg:
+        reg.promote(v, "production", actor="tests", reason="baseline")
+    server = ws.server()
+    try:
+        server.wait_ready()
+        assert httpx.post(server.url + "/v1/predict", json={"texts": TEXTS}).status_code == 200
+        engine, tbl = ws.predlog()
+        wait_until(lambda: len(predlog.read_window(engine, tbl)) == len(TEXTS), what="log rows")
+        rows = predlog.read_window(engine, tbl)
+        assert rows["text"].isna().all()
+        assert list(rows["text_hash"]) == [predlog.text_hash(t) for t in TEXTS]
+    finally:
+        server.stop()
