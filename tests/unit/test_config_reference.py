@@ -23,3 +23,17 @@ def test_every_section_of_params_yaml_is_documented():
     for section in params:
         if isinstance(params[section], dict):
             assert f"## `{section}`" in text, section
+
+
+def test_every_key_has_a_meaning():
+    """A new params key needs a comment beside its field: that comment is its documentation."""
+    missing = []
+    section = None
+    for line in render().splitlines():
+        if line.startswith("## "):
+            section = line[3:]
+        elif line.startswith("| `"):
+            cells = [c.strip() for c in line.split("|")]
+            if not cells[4]:
+                missing.append(f"{section} {cells[1]}")
+    assert not missing, "undocumented params keys: " + ", ".join(missing)
