@@ -52,6 +52,9 @@ class SlicesConfig(Section):
     min_accuracy: float = Field(default=0.75, ge=0.0, le=1.0)
     # Lowest teacher agreement on any slice.
     min_agreement: float = Field(default=0.80, ge=0.0, le=1.0)
+    # null: a slice's accuracy/agreement must reach its floor. A confidence (e.g. 0.9): its one-sided
+    # Wilson upper bound must, i.e. a slice fails when its rows show at that confidence that it is below.
+    confidence: float | None = Field(default=None, gt=0.5, lt=1.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> "SlicesConfig":

@@ -49,6 +49,26 @@ def agreement(probs_a: np.ndarray, probs_b: np.ndarray) -> float:
     return float(np.mean(np.argmax(probs_a, axis=1) == np.argmax(probs_b, axis=1)))
 
 
+def wilson_upper(share: float, n: int, confidence: float) -> float:
+    """One-sided upper confidence bound of a proportion (Wilson score interval).
+
+    With ``z`` the standard-normal quantile of ``confidence``:
+    (p + z^2/2n + z * sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n).
+    A slice check that compares this bound with its floor fails only when the slice's own rows show,
+    at that confidence, that the true share is below the floor: one message more or less in a
+    59-message slice does not flip the gate.
+    """
+    from statistics import NormalDist
+
+    if n <= 0:
+        return float("nan")
+    z = NormalDist().inv_cdf(confidence)
+    denom = 1.0 + z * z / n
+    centre = share + z * z / (2 * n)
+    spread = z * np.sqrt(share * (1.0 - share) / n + z * z / (4 * n * n))
+    return float(min(1.0, (centre + spread) / denom))
+
+
 def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = 15) -> float:
     """ECE with equal-width confidence bins.
 

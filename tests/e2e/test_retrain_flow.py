@@ -59,6 +59,26 @@ def test_retrain_flow_runs_every_stage_then_skips_them(repo_copy: Path, request,
     assert not any(r["ran"] for r in second["stages"]), second["stages"]
     assert second["registered"] == first["registered"], "an unchanged bundle is not registered again"
 
+    # A deliberately starved student (every feature in one hash bucket, one epoch) fails the gate with
+    # the failing suites named, is registered as rejected, and never becomes the candidate.
+    params = yaml.safe_load((repo_copy / "params.yaml").read_text())
+    params["distill"]["featurizer"].update({"buckets": 1, "char_ngrams": []})
+    params["distill"].update({"epochs": 1, "patience": 1})
+    params["export"]["min_label_agreement"] = 0.0  # a constant model: parity is not what this run tests
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    starved = retrain(root=str(repo_copy), push=False)
+    ran = {r["stage"] for r in starved["stages"] if r["ran"]}
+    assert {"distill", "export", "evaluate"} <= ran and "label" not in ran  # the teacher is not asked again
+    assert starved["gate_passed"] is False
+    failing = {c["suite"] for c in json.loads((repo_copy / "reports/gate.json").read_text())["checks"] if not c["passed"]}
+    assert "gold" in failing, failing
+    assert "## Failing checks" in (repo_copy / "reports/gate.md").read_text()
+    with open_registry(RegistryConfig(), root=repo_copy) as registry:
+        rejected = registry.get_version(starved["registered"])
+        assert rejected.rejected and any("gold/" in reason for reason in rejected.reasons), rejected.reasons
+        candidate = registry.get_alias("candidate").version
+        assert candidate is None or candidate.id != rejected.id
+
 
 def test_retrain_flow_stops_on_a_params_typo_before_any_stage(repo_copy: Path, prefect_harness):
     from flows.retrain import retrain

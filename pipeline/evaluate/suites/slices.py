@@ -1,7 +1,9 @@
 """Data-derived slices of the test split: named groups (hard ham), short and long texts, rare classes.
 
 Each slice with at least ``slices.min_rows`` rows is scored on accuracy against gold and agreement with
-the teacher; a slice with fewer rows is listed in the report as skipped (too small to judge).
+the teacher; a slice with fewer rows is listed in the report as skipped (too small to judge). With
+``slices.confidence`` set, the floors apply to the one-sided Wilson upper bounds (``accuracy_upper``,
+``agreement_upper``), reported beside the plain values: small slices fail on evidence, not on one text.
 """
 
 from __future__ import annotations
@@ -56,11 +58,15 @@ def slices(ctx: EvalContext) -> SuiteResult:
                 entry["accuracy"] = m.accuracy(probs, targets)
             if teacher is not None:
                 entry["agreement"] = m.agreement(probs, teacher)
+            if cfg.confidence is not None:
+                for metric in [k for k in ("accuracy", "agreement") if k in entry]:
+                    entry[f"{metric}_upper"] = m.wilson_upper(entry[metric], len(rows), cfg.confidence)
             result.metrics[name][model] = entry
+        suffix = "_upper" if cfg.confidence is not None else ""
         if (targets >= 0).all():
-            result.rules.append(Rule(name, "accuracy", ">=", cfg.min_accuracy))
+            result.rules.append(Rule(name, "accuracy" + suffix, ">=", cfg.min_accuracy))
         if teacher is not None:
-            result.rules.append(Rule(name, "agreement", ">=", cfg.min_agreement))
+            result.rules.append(Rule(name, "agreement" + suffix, ">=", cfg.min_agreement))
     if skipped:
         result.details["skipped_slices"] = skipped
     return result
