@@ -56,13 +56,20 @@ def drift_snapshot(current, reference, timestamp: datetime, metadata: dict[str, 
     return report.run(cur, ref, timestamp=timestamp, name="drift")
 
 
-def quality_snapshot(sample, timestamp: datetime, metadata: dict[str, Any]):
-    """Student ``label`` vs teacher ``teacher_label`` on the rows the teacher labeled."""
-    from evidently import DataDefinition, Dataset, MulticlassClassification, Report
+def quality_snapshot(sample, timestamp: datetime, metadata: dict[str, Any], labels: list[str] | None = None):
+    """Student ``label`` vs teacher ``teacher_label`` on the rows the teacher labeled.
+
+    Two labels (spam/ham) are a binary task for Evidently, with the model's last label as the positive
+    class; more labels a multiclass one.
+    """
+    from evidently import BinaryClassification, DataDefinition, Dataset, MulticlassClassification, Report
     from evidently.presets import ClassificationPreset
 
-    definition = DataDefinition(categorical_columns=["label", "teacher_label"], classification=[
-        MulticlassClassification(target="teacher_label", prediction_labels="label")])
+    if labels is not None and len(labels) == 2:
+        task = BinaryClassification(target="teacher_label", prediction_labels="label", pos_label=labels[-1])
+    else:
+        task = MulticlassClassification(target="teacher_label", prediction_labels="label")
+    definition = DataDefinition(categorical_columns=["label", "teacher_label"], classification=[task])
     data = Dataset.from_pandas(sample[["label", "teacher_label"]], data_definition=definition)
     return Report([ClassificationPreset()], tags=[QUALITY_TAG], metadata=metadata).run(
         data, None, timestamp=timestamp, name="quality")

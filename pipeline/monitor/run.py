@@ -95,7 +95,7 @@ def run_monitor(params, *, bundle_dir: str | Path = "models/bundle", ingested_pa
     summary["drift"] = reports.drift_numbers(drift_snap)
     snaps = [drift_snap]
     if len(labeled) >= cfg.thresholds.min_teacher_rows:
-        quality_snap = reports.quality_snapshot(labeled, stamp, meta)
+        quality_snap = reports.quality_snapshot(labeled, stamp, meta, list(teacher.labels))
         summary["teacher"].update(reports.quality_numbers(quality_snap))
         snaps.append(quality_snap)
     elif len(labeled):
