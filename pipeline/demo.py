@@ -155,10 +155,17 @@ def run_demo(root: str | Path = ".", push: bool = True) -> int:
                                f"(is the port taken?): {exc}") from None
         engine, tbl = predlog.connect(params.serve.prediction_log_url)
         try:
-            with LoadGenerator(server.url, texts, workers=3) as load:
+            from pipeline.registry import open_registry
+
+            with open_registry(params.registry, root=root) as registry:
+                first_release = registry.get_alias("production").version is None
+            if first_release:  # nothing serves yet: the candidate is promoted after a smoke check
                 canary = canary_flow(params_path=str(root / "params.yaml"))
+            server.wait_ready(timeout=60, need_model=True)
+            with LoadGenerator(server.url, texts, workers=3) as load:
+                if not first_release:  # a real rollout: traffic steps judged on this replay
+                    canary = canary_flow(params_path=str(root / "params.yaml"))
                 # the monitor needs a window of production traffic: keep replaying until it has it
-                server.wait_ready(timeout=60, need_model=True)
                 since = time.time()
                 _wait_for_production_rows(engine, tbl, since, max(params.monitor.thresholds.min_rows, 300), 120)
             traffic = {"requests": load.requests, "statuses": dict(load.statuses),
