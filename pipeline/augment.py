@@ -14,17 +14,11 @@ from collections.abc import Callable
 import numpy as np
 
 from pipeline.config.augment import AugmentConfig
+from pipeline.named import Registry
 
 Op = Callable[[list[str], np.random.Generator, AugmentConfig], list[str]]
-OPS: dict[str, Op] = {}
-
-
-def op(name: str) -> Callable[[Op], Op]:
-    def wrap(fn: Op) -> Op:
-        OPS[name] = fn
-        return fn
-
-    return wrap
+OPS: Registry[Op] = Registry("augmentation op")
+op = OPS.register
 
 
 @op("dropout")
@@ -67,7 +61,7 @@ def augment_text(text: str, origin_id: str, variant: int, cfg: AugmentConfig, se
     origin = int(hashlib.sha256(origin_id.encode()).hexdigest()[:12], 16)
     rng = np.random.default_rng([seed, origin, variant])
     name = cfg.ops[int(rng.integers(len(cfg.ops)))]
-    return " ".join(OPS[name](words, rng, cfg))
+    return " ".join(OPS.get(name)(words, rng, cfg))
 
 
 def augment_rows(ids: list[str], texts: list[str], cfg: AugmentConfig, seed: int) -> tuple[list[dict], dict]:

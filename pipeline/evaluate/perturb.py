@@ -14,34 +14,20 @@ import random
 from collections.abc import Callable, Sequence
 
 from pipeline.errors import DistillError
+from pipeline.named import Registry
 
 Perturbation = Callable[..., str]
-_REGISTRY: dict[str, Perturbation] = {}
 
 
 class PerturbationError(DistillError):
     """An unknown perturbation name or arguments it does not take."""
 
 
-def perturbation(name: str) -> Callable[[Perturbation], Perturbation]:
-    """Register ``f(text, rng, **kwargs)`` under ``name``."""
-
-    def wrap(func: Perturbation) -> Perturbation:
-        _REGISTRY[name] = func
-        return func
-
-    return wrap
-
-
-def registered() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get(name: str) -> Perturbation:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise PerturbationError(f"unknown perturbation {name!r}; known: {', '.join(registered())}") from None
+# Perturbations by name: ``f(text, rng, **kwargs) -> str``.
+PERTURBATIONS: Registry[Perturbation] = Registry("perturbation", PerturbationError)
+perturbation = PERTURBATIONS.register
+registered = PERTURBATIONS.names
+get = PERTURBATIONS.get
 
 
 def check_kwargs(name: str, kwargs: dict) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeline.errors import DataError
+from pipeline.named import Registry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,17 +34,9 @@ class SourceData:
 
 
 Reader = Callable[["IngestConfig", int], SourceData]
-_READERS: dict[str, Reader] = {}
-
-
-def register(kind: str) -> Callable[[Reader], Reader]:
-    """Register a reader under the ``ingest.source.kind`` name it serves."""
-
-    def wrap(fn: Reader) -> Reader:
-        _READERS[kind] = fn
-        return fn
-
-    return wrap
+# Readers by the ``ingest.source.kind`` name they serve.
+READERS: Registry[Reader] = Registry("ingest.source.kind", DataError)
+register = READERS.register
 
 
 def read_source(cfg: "IngestConfig", seed: int) -> SourceData:
@@ -51,10 +44,7 @@ def read_source(cfg: "IngestConfig", seed: int) -> SourceData:
     # Importing the reader modules registers them; kept here so importing this module stays cheap.
     from pipeline.ingest import email_dir, spamassassin, tables  # noqa: F401
 
-    kind = cfg.source.kind
-    if kind not in _READERS:
-        raise DataError(f"ingest.source.kind {kind!r} has no reader; known kinds: {', '.join(sorted(_READERS))}")
-    return _READERS[kind](cfg, seed)
+    return READERS.get(cfg.source.kind)(cfg, seed)
 
 
 def raw_frame(rows: list[dict]) -> "pd.DataFrame":

@@ -19,6 +19,7 @@ import numpy as np
 from pipeline.config.evaluate import EvaluateConfig
 from pipeline.errors import DistillError
 from pipeline.evaluate.predictors import Predictor
+from pipeline.named import Registry
 
 log = logging.getLogger("distill.evaluate")
 
@@ -84,28 +85,11 @@ class EvalContext:
 
 
 SuiteFn = Callable[[EvalContext], SuiteResult]
-_REGISTRY: dict[str, SuiteFn] = {}
-
-
-def suite(name: str) -> Callable[[SuiteFn], SuiteFn]:
-    """Register a suite function under ``name`` (the name params.yaml ``evaluate.suites`` uses)."""
-
-    def wrap(fn: SuiteFn) -> SuiteFn:
-        _REGISTRY[name] = fn
-        return fn
-
-    return wrap
-
-
-def registered() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get(name: str) -> SuiteFn:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise DistillError(f"unknown suite {name!r}; known suites: {', '.join(registered())}") from None
+# Suites by the name params.yaml ``evaluate.suites`` uses.
+SUITES: Registry[SuiteFn] = Registry("suite")
+suite = SUITES.register
+registered = SUITES.names
+get = SUITES.get
 
 
 def classification_metrics(probs: np.ndarray, targets: np.ndarray, k: int) -> dict[str, float]:
