@@ -90,7 +90,7 @@ def _teacher_key(params, table) -> str:
 def fit_or_reuse_teacher(params, table, teacher_dir: Path) -> dict:
     """The teacher stage, skipped when ``teacher_dir`` holds one fitted on the same rows and settings."""
     from pipeline.io import read_json, write_json
-    from pipeline.teacher import prepare_teacher
+    from pipeline.teachers.prepare import prepare_teacher
 
     key = _teacher_key(params, table)
     key_path = teacher_dir / TEACHER_KEY

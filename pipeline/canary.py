@@ -158,7 +158,8 @@ def scrape_canary_counters(server_url: str, timeout: float = 5.0) -> dict[str, f
 
 def teacher_agreement(texts: list[str], labels: list[str], params, sample: int, seed: int = 0) -> dict[str, Any]:
     """Agreement of canary labels with the teacher on a sample, through the label cache (cached calls are free)."""
-    from pipeline.label.cache import LabelCache, text_key
+    from pipeline.keys import text_key
+    from pipeline.label.cache import LabelCache
     from pipeline.label.calls import label_missing
     from pipeline.teachers import load_teacher
 

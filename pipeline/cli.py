@@ -1,7 +1,8 @@
 """The ``distill`` command line.
 
-Stage commands (``distill ingest``, ``distill validate``, ...) pass their arguments to the stage module's
-``main``, the same entry point dvc.yaml calls as ``python -m pipeline.<stage>``. Heavy libraries are
+Stage commands (``distill ingest``, ``distill validate``, ...) pass their arguments to
+``pipeline/stages/<stage>.py``'s ``main``, the same entry point dvc.yaml calls as
+``python -m pipeline.stages.<stage>``. Heavy libraries are
 imported by the command that needs them, so ``distill --help`` answers at once.
 """
 
@@ -15,31 +16,36 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="distill: a pipeline that turns an expensive teacher into a small, fast student.")
 
-# command name -> (module whose main(argv) runs it, one-line help)
-STAGES: dict[str, tuple[str, str]] = {
-    "ingest": ("pipeline.ingest", "Read the configured source into data/ingested.parquet."),
-    "validate": ("pipeline.validate", "Run the Great Expectations suite on the ingested table."),
-    "teacher": ("pipeline.teacher", "Fit or check the configured teacher into models/teacher."),
-    "label": ("pipeline.label", "Soft-label every ingested (and augmented) text with the cached teacher."),
-    "train": ("pipeline.distill", "Distill the student from the teacher's soft labels (stage distill)."),
-    "export": ("pipeline.export", "Export the student to an ONNX fp32 + int8 bundle and check parity."),
-    "evaluate": ("pipeline.evaluate.stage", "Score teacher and student on every suite and write the gate report."),
-    "monitor": ("pipeline.monitor", "Run the production monitor once (drift, teacher agreement, alerts)."),
+# stage name -> one-line help; each runs pipeline/stages/<name>.py's main(argv), as dvc.yaml does.
+STAGES: dict[str, str] = {
+    "ingest": "Read the configured source into data/ingested.parquet.",
+    "validate": "Run the Great Expectations suite on the ingested table.",
+    "teacher": "Fit or check the configured teacher into models/teacher.",
+    "label": "Soft-label every ingested (and augmented) text with the cached teacher.",
+    "distill": "Distill the student from the teacher's soft labels.",
+    "export": "Export the student to an ONNX fp32 + int8 bundle and check parity.",
+    "evaluate": "Score teacher and student on every suite and write the gate report.",
+    "monitor": "Run the production monitor once (drift, teacher agreement, alerts).",
 }
+# Older names kept working: `distill train` is the distill stage.
+ALIASES: dict[str, str] = {"train": "distill"}
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
-def _stage_command(module: str):
+def _stage_command(stage: str):
     def command(ctx: typer.Context) -> None:
-        code = importlib.import_module(module).main(ctx.args)
+        code = importlib.import_module(f"pipeline.stages.{stage}").main(ctx.args)
         raise typer.Exit(code or 0)
 
     return command
 
 
-for _name, (_module, _help) in STAGES.items():
-    app.command(_name, help=_help + " (--help for options)", context_settings=_PASSTHROUGH)(_stage_command(_module))
+for _name, _help in STAGES.items():
+    app.command(_name, help=_help + " (--help for options)", context_settings=_PASSTHROUGH)(_stage_command(_name))
+for _alias, _stage in ALIASES.items():
+    app.command(_alias, help=f"Alias of `distill {_stage}`.", hidden=True,
+                context_settings=_PASSTHROUGH)(_stage_command(_stage))
 
 
 @app.command("params")
@@ -87,7 +93,7 @@ def bench(
     from pipeline.bench import bench_name, render_table, run_bench, with_data_dir
     from pipeline.config import ConfigError, load_params, parse_overrides
     from pipeline.errors import DistillError
-    from pipeline.stage import setup_logging
+    from pipeline.stages import setup_logging
 
     setup_logging()
     try:

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import yaml
 
 from pipeline.errors import DistillError
 
@@ -35,13 +34,10 @@ def _mb(path: Path) -> float | None:
 
 
 def _outputs(root: Path) -> list[tuple[str, str]]:
-    stages = (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {})
-    found = []
-    for name, spec in stages.items():
-        for kind in ("outs", "metrics"):
-            for entry in spec.get(kind, []) or []:
-                found.append((name, next(iter(entry)) if isinstance(entry, dict) else entry))
-    return found
+    from pipeline.outputs import stage_files
+
+    return [(name, path) for name, files in stage_files(root).items() for kind in ("outs", "metrics")
+            for path in files[kind]]
 
 
 def teacher_size_mb(params, root: Path) -> float | None:

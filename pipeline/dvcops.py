@@ -87,12 +87,7 @@ def push(root: str | Path = ".") -> str:
 
 
 def metrics_files(root: str | Path = ".") -> dict[str, list[str]]:
-    """Stage name -> the metrics files dvc.yaml declares for it."""
-    stages = (yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}).get("stages", {})
-    out: dict[str, list[str]] = {}
-    for name, spec in stages.items():
-        files = []
-        for entry in spec.get("metrics", []) or []:
-            files.append(next(iter(entry)) if isinstance(entry, dict) else entry)
-        out[name] = files
-    return out
+    """Stage name -> the metrics files dvc.yaml declares for it (vars resolved)."""
+    from pipeline.outputs import stage_files
+
+    return {name: files["metrics"] for name, files in stage_files(root).items()}

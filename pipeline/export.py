@@ -1,6 +1,6 @@
-"""Stage `export`: student checkpoint -> ONNX fp32 + int8 bundle, parity-checked and timed.
+"""Export: student checkpoint -> ONNX fp32 + int8 bundle, parity-checked and timed (the ``export`` stage's work).
 
-    python -m pipeline.export --checkpoint models/student/checkpoint.pt --data data/ingested.parquet \
+    python -m pipeline.stages.export --checkpoint models/student/checkpoint.pt --data data/ingested.parquet \
         --labels data/labels.parquet --out models/bundle --metrics metrics/export.json
 
 Reads the ``export`` params section. The ONNX graph takes the featurizer's int64 id matrix ``ids``
@@ -154,34 +154,3 @@ def evaluation_texts(ingested, labels_frame) -> list[str]:
                 seen.add(text)
                 texts.append(text)
     return texts
-
-
-def main(argv=None) -> int:
-    from pipeline.distill.data import read_ingested, read_labels
-    from pipeline.io import write_json
-    from pipeline.stage import load_stage_params, run_stage, stage_parser
-
-    parser = stage_parser("python -m pipeline.export", __doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="student checkpoint (models/student/checkpoint.pt)")
-    parser.add_argument("--data", required=True, help="ingested table: evaluation rows for parity")
-    parser.add_argument("--labels", required=True, help="teacher labels: more evaluation rows")
-    parser.add_argument("--out", required=True, help="bundle folder to write")
-    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
-
-    def body(args):
-        cfg = load_stage_params(args).export
-        labels_frame, _ = read_labels(args.labels)
-        metrics = export_bundle(args.checkpoint, args.out, cfg, evaluation_texts(read_ingested(args.data), labels_frame))
-        write_json(args.metrics, metrics)
-        log.info("int8 %.0f KB (%.2fx fp32); int8 agreement %.4f; %.0f texts/s", metrics["files_bytes"]["int8"] / 1024,
-                 metrics["size_ratio_int8"], metrics["int8"]["label_agreement"], metrics["speed_int8"]["texts_per_s"])
-        if not metrics["passed"]:
-            raise ParityError("parity check failed: " + "; ".join(metrics["problems"]) + " (see " + args.metrics + ")")
-
-    return run_stage("export", body, parser, argv)
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -10,7 +10,6 @@ Privacy: ``text`` holds the request text only when the server runs with ``serve.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -37,10 +36,6 @@ COLUMNS = {
 
 def resolve_url(url: str | None = None) -> str:
     return os.environ.get(ENV_URL) or url or DEFAULT_URL
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def table(metadata=None):

@@ -17,11 +17,9 @@ because its import costs seconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import DataError, ValidationFailed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -184,37 +182,3 @@ def format_failures(failures: list[dict[str, Any]]) -> str:
         for ex in f["examples"]:
             lines.append(f"    e.g. {ex}")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m pipeline.validate`` / ``distill validate``."""
-    from pipeline.stage import load_stage_params, run_stage, stage_parser
-
-    parser = stage_parser("distill validate", __doc__)
-    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
-    parser.add_argument("--report", required=True, help="full validation result JSON (reports/validation.json)")
-    parser.add_argument("--metrics", required=True, help="per-expectation metrics JSON (metrics/validate.json)")
-
-    def body(args) -> None:
-        import pandas as pd
-
-        from pipeline.io import write_json
-
-        params = load_stage_params(args)
-        try:
-            table = pd.read_parquet(args.data)
-        except FileNotFoundError:
-            raise DataError(f"{args.data}: not found; run the ingest stage first") from None
-        outcome = validate(table, params.validate_)
-        write_json(args.report, outcome.report)
-        write_json(args.metrics, outcome.metrics)
-        if not outcome.success:
-            raise ValidationFailed(f"{args.data}: {format_failures(outcome.failures)}\nfull result: {args.report}")
-
-    return run_stage("validate", body, parser, argv)
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -1,6 +1,6 @@
-"""Stage `distill`: train the student on the teacher's soft labels.
+"""Distillation: train the student on the teacher's soft labels (the ``distill`` stage's work).
 
-    python -m pipeline.distill --data data/ingested.parquet --labels data/labels.parquet \
+    python -m pipeline.stages.distill --data data/ingested.parquet --labels data/labels.parquet \
         --out models/student --metrics metrics/distill.json --plots plots/distill
 
 Reads the ``distill`` params section (and ``seed``). Writes ``<out>/checkpoint.pt`` (self-describing,
@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.distill.data import TransferSet, build_transfer_set, read_ingested, read_labels
-from pipeline.errors import DistillError
+from pipeline.distill.data import TransferSet, build_transfer_set
 
-__all__ = ["DistillResult", "train_from_frames", "train_transfer_set", "main"]
+__all__ = ["DistillResult", "train_from_frames", "train_transfer_set", "write_outputs"]
 
 log = logging.getLogger("distill.distill")
 
@@ -106,29 +105,3 @@ def write_outputs(result: DistillResult, metrics_path: str | Path, plots_dir: st
         writer.writerow(header)
         writer.writerows(rows)
         atomic_write_bytes(Path(plots_dir) / name, buf.getvalue().encode())
-
-
-def main(argv=None) -> int:
-    from pipeline.stage import load_stage_params, run_stage, stage_parser
-
-    parser = stage_parser("python -m pipeline.distill", __doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
-    parser.add_argument("--labels", required=True, help="teacher soft labels (data/labels.parquet)")
-    parser.add_argument("--out", required=True, help="output folder for checkpoint.pt")
-    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
-    parser.add_argument("--plots", required=True, help="folder for history.csv and confusion.csv")
-
-    def body(args):
-        params = load_stage_params(args)
-        if params.distill is None:
-            raise DistillError(f"{args.params}: no `distill` section")
-        labels_frame, names = read_labels(args.labels)
-        result = train_from_frames(read_ingested(args.data), labels_frame, names, params.distill, params.seed,
-                                   args.out)
-        write_outputs(result, args.metrics, args.plots)
-        log.info("best epoch %s: validation agreement %.4f, test accuracy %s", result.metrics["best_epoch"],
-                 result.metrics["val_agreement"], result.metrics.get("test_accuracy"))
-
-    return run_stage("distill", body, parser, argv)
-
-

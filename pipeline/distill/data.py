@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -45,29 +44,6 @@ class TransferSet:
         for arr in (self.train_probs, self.train_targets, self.val_probs):
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()[:16]
-
-
-def read_labels(path: str | Path):
-    """Read labels.parquet and its label names (Parquet metadata key ``labels``)."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: labels file not found (run the label stage first)")
-    table = pq.read_table(path)
-    meta = table.schema.metadata or {}
-    if b"labels" not in meta:
-        raise DataError(f"{path}: Parquet metadata has no 'labels' key (the label names, see docs/contracts.md)")
-    return table.to_pandas(), list(json.loads(meta[b"labels"]))
-
-
-def read_ingested(path: str | Path):
-    import pandas as pd
-
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: ingested data not found (run the ingest stage first)")
-    return pd.read_parquet(path)
 
 
 def in_validation(keys, share: float) -> np.ndarray:

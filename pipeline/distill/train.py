@@ -105,7 +105,7 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
 
     from pipeline.losses import build_objective
     from pipeline.students import build_student
-    from pipeline.stage import setup_logging
+    from pipeline.stages import setup_logging
     from pipeline.students.featurize import Featurizer
 
     setup_logging()

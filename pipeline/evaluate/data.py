@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.distill.data import in_validation  # the distill stage's own rule: one rule for both stages
 from pipeline.errors import DataError
-from pipeline.evaluate.predictors import text_key
+from pipeline.keys import text_key
 from pipeline.evaluate.suites.base import EvalData
 
 

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from pipeline.errors import DistillError
+from pipeline.keys import text_key
 
 log = logging.getLogger("distill.evaluate")
 
@@ -39,13 +40,6 @@ class BundleVariant:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.bundle.predict_proba(list(texts), variant=self.variant), dtype=np.float64)
-
-
-def text_key(text: str) -> str:
-    """The label cache's key of a text (sha256 of its UTF-8 bytes)."""
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class TeacherOracle:

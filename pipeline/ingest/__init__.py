@@ -17,13 +17,12 @@ Rows whose source label is missing become ``unlabeled`` and are counted.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import DataError
+from pipeline.keys import content_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,11 +39,6 @@ class IngestResult:
 
     table: "pd.DataFrame"
     report: dict[str, Any]
-
-
-def content_id(text: str) -> str:
-    """Stable id of a text: the first 16 hex digits of its sha256."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def clean(frame: "pd.DataFrame", cfg: "IngestConfig", counts: Counter) -> "pd.DataFrame":
@@ -136,26 +130,3 @@ def _where(description: dict) -> str:
 
 def _nonzero(counts: Counter) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()) if v) or "nothing read"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m pipeline.ingest`` / ``distill ingest``."""
-    from pipeline.stage import load_stage_params, run_stage, stage_parser
-
-    parser = stage_parser("distill ingest", __doc__)
-    parser.add_argument("--out", required=True, help="output Parquet table (data/ingested.parquet)")
-    parser.add_argument("--metrics", required=True, help="report JSON (metrics/ingest.json)")
-
-    def body(args) -> None:
-        import logging
-
-        from pipeline.io import write_json, write_parquet
-
-        params = load_stage_params(args)
-        result = ingest(params.ingest, params.seed)
-        write_parquet(args.out, result.table)
-        write_json(args.metrics, result.report)
-        logging.getLogger("distill").info("ingest: %d rows %s; dropped %s; capped %s", result.report["rows"],
-                                          result.report["splits"], result.report["dropped"], result.report["capped"])
-
-    return run_stage("ingest", body, parser, argv)

@@ -1,12 +1,10 @@
-"""Stage ``label``: soft labels from the teacher for every ingested row plus augmented transfer texts.
+"""Labeling: soft labels from the teacher for every ingested row plus augmented transfer texts.
 
-    python -m pipeline.label --data data/ingested.parquet --teacher-dir models/teacher \
-        --out data/labels.parquet --metrics metrics/label.json
-
-Parts: ``cache`` (content-addressed SQLite cache), ``calls`` (batches, retries, splitting),
-``scale`` (Dask workers), ``progress`` (bar or log lines), ``stage`` (the table and the entry point).
+Entry: ``python -m pipeline.stages.label`` (pipeline/stages/label.py). Parts: ``cache``
+(content-addressed SQLite cache), ``calls`` (batches, retries, splitting, cached calls), ``scale``
+(Dask workers), ``progress`` (bar or log lines), ``table`` (the labels table and its file).
 """
 
-from pipeline.label.stage import LabelingFailed, label_table, main
+from pipeline.label.table import LabelingFailed, label_table, write_labels
 
-__all__ = ["LabelingFailed", "label_table", "main"]
+__all__ = ["LabelingFailed", "label_table", "write_labels"]

@@ -8,7 +8,6 @@ so it survives ``dvc repro`` wiping ``data/labels.parquet``.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,11 +16,6 @@ import numpy as np
 
 DB_NAME = "labels.sqlite"
 _CHUNK = 500  # keys per SELECT ... IN (...) (SQLite's variable limit is far above this)
-
-
-def text_key(text: str) -> str:
-    """The cache key of a text: sha256 of its UTF-8 bytes."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class LabelCache:

@@ -1,6 +1,6 @@
 """The production monitor: prediction-log window -> teacher sample -> Evidently reports -> verdict -> alert.
 
-    distill monitor                      # or: python -m pipeline.monitor
+    distill monitor                      # or: python -m pipeline.stages.monitor
 
 Parts: ``window`` (which rows), ``descriptors`` (text features and the reference vocabulary),
 ``reference`` (held-out rows with the student's predictions), ``teacher_sample`` (periodic teacher
@@ -9,6 +9,6 @@ dashboard), ``verdict`` (thresholds), ``alert`` (webhook and Prefect event), ``f
 for the next transfer set), ``run`` (one monitor run end to end).
 """
 
-from pipeline.monitor.run import MonitorResult, main, run_monitor
+from pipeline.monitor.run import MonitorResult, run_monitor
 
-__all__ = ["MonitorResult", "main", "run_monitor"]
+__all__ = ["MonitorResult", "run_monitor"]

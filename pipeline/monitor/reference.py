@@ -35,6 +35,6 @@ def build_reference(ingested, bundle, splits: list[str], max_rows: int, seed: in
 
 def load_reference(ingested_path: str | Path, bundle_dir: str | Path, splits: list[str], max_rows: int, seed: int = 0):
     from pipeline.bundle import load_bundle
-    from pipeline.distill.data import read_ingested
+    from pipeline.outputs import read_ingested
 
     return build_reference(read_ingested(ingested_path), load_bundle(bundle_dir), splits, max_rows, seed)

@@ -9,11 +9,9 @@ workspace, and a feedback part when the student and the teacher disagreed.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +46,7 @@ def run_monitor(params, *, bundle_dir: str | Path = "models/bundle", ingested_pa
                 teacher_dir: str | Path = "models/teacher", log_url: str | None = None, root: str | Path = ".",
                 now: float | None = None, teacher=None, reference=None, emit: bool = True) -> MonitorResult:
     """Run the monitor once. ``reference`` ((frame, vocabulary)) and ``teacher`` may be passed in to reuse them."""
-    from pipeline.label.cache import text_key
+    from pipeline.keys import text_key
     from pipeline.monitor import alert, feedback, reports, verdict, window as win
     from pipeline.monitor.reference import load_reference
     from pipeline.monitor.teacher_sample import teacher_labels
@@ -136,20 +134,3 @@ def _finish(summary, cfg, at, started, until, alerted) -> MonitorResult:
              summary["run_id"], summary["verdict"]["status"], summary["rows"], summary["drift"]["drift_share"],
              summary["teacher"]["agreement"], summary["teacher"]["rows"], summary["feedback"]["rows"])
     return MonitorResult(summary, alerted)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.stage import load_stage_params, run_stage, stage_parser
-
-    parser = stage_parser("distill monitor", __doc__)
-    parser.add_argument("--bundle", default="models/bundle", help="student bundle (predictions on the reference set)")
-    parser.add_argument("--data", default="data/ingested.parquet", help="ingested table (reference rows, vocabulary)")
-    parser.add_argument("--teacher-dir", default="models/teacher", help="teacher directory")
-    parser.add_argument("--log-url", default=None, help="prediction log URL (default: env or .distill/predictions.db)")
-
-    def body(args: argparse.Namespace) -> None:
-        result = run_monitor(load_stage_params(args), bundle_dir=args.bundle, ingested_path=args.data,
-                             teacher_dir=args.teacher_dir, log_url=args.log_url)
-        print(f"monitor: {result.status}; report {result.summary['report_path']}")
-
-    return run_stage("monitor", body, parser, argv)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.label.cache import LabelCache, text_key
+from pipeline.keys import text_key
+from pipeline.label.cache import LabelCache
 from pipeline.label.calls import label_missing
 
 

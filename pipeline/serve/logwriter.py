@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.keys import text_key
+
 log = logging.getLogger("distill.serve.predlog")
 
 
@@ -117,14 +119,13 @@ class PredictionLogWriter:
             self._on_dropped(len(rows))
 
     def _rows(self, rec: LogRecord) -> list[dict[str, Any]]:
-        from pipeline import predlog
         import orjson
 
         conf = rec.probs.max(axis=1)
         out = []
         for i, text in enumerate(rec.texts):
             out.append({
-                "request_id": rec.request_id, "ts": rec.ts, "text_hash": predlog.text_hash(text),
+                "request_id": rec.request_id, "ts": rec.ts, "text_hash": text_key(text),
                 "text": text if self.log_text else None, "model_version": rec.version, "route": rec.route,
                 "label": rec.labels[i], "confidence": float(conf[i]),
                 "probs": orjson.dumps(rec.probs[i].tolist()).decode(),

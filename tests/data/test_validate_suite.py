@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config.validate import ValidateConfig
-from pipeline.validate import main, validate
+from pipeline.stages.validate import main
+from pipeline.validate import validate
 
 pytestmark = pytest.mark.data
 

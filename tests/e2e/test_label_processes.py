@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.label.cache import DB_NAME, text_key
-from pipeline.teacher import main as teacher_main
+from pipeline.keys import text_key
+from pipeline.label.cache import DB_NAME
+from pipeline.stages.teacher import main as teacher_main
 from tests.helpers.labeling import calls, write_ingested, write_params
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +28,7 @@ def _env(log: Path, **extra) -> dict:
 
 
 def _label_cmd(tmp: Path, params: Path, data: Path, out: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.label", "--params", str(params), "--data", str(data),
+    return [sys.executable, "-m", "pipeline.stages.label", "--params", str(params), "--data", str(data),
             "--teacher-dir", str(tmp / "teacher"), "--out", str(tmp / out), "--metrics", str(tmp / f"{out}.json")]
 
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from pipeline.config import load_params
-from pipeline.label.stage import label_table
+from pipeline.label import label_table
 from tests.fake_openai import FakeOpenAI, completion, keyword_model
 from tests.helpers.labeling import write_ingested
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config.teacher import EmbeddingHeadConfig, TeacherConfig
 from pipeline.io import read_json
-from pipeline.teacher import prepare_teacher
+from pipeline.teachers.prepare import prepare_teacher
 from pipeline.teachers import load_teacher
 from pipeline.teachers.encoder import Encoder
 

@@ -136,7 +136,7 @@ def test_corrupt_and_incompatible_checkpoints_give_clear_errors(trained, tmp_pat
     import torch
 
     from pipeline.distill.checkpoint import CheckpointError, load_student
-    from pipeline.export import main as export_main
+    from pipeline.stages.export import main as export_main
 
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(trained.checkpoint.read_bytes()[:1000])

@@ -60,10 +60,10 @@ def banking_world(tmp_path_factory):
 
 def log_rows(bundle, texts: list[str], ts: float, version: str = "v1") -> list[dict]:
     """Prediction-log rows (docs/contracts.md) for what ``bundle`` answers on ``texts``."""
-    from pipeline import predlog
+    from pipeline.keys import text_key
 
     probs = bundle.predict_proba(texts)
-    return [{"request_id": f"req-{i // 16}", "ts": ts + i * 0.01, "text_hash": predlog.text_hash(t), "text": t,
+    return [{"request_id": f"req-{i // 16}", "ts": ts + i * 0.01, "text_hash": text_key(t), "text": t,
              "model_version": version, "route": "stable", "label": bundle.labels[int(p.argmax())],
              "confidence": float(p.max()), "probs": json.dumps([round(float(x), 6) for x in p]),
              "stable_label": None, "latency_ms": 2.0} for i, (t, p) in enumerate(zip(texts, probs))]

@@ -133,8 +133,8 @@ def test_feedback_parts_join_the_next_transfer_set(banking_world, tmp_path, monk
     import pandas as pd
 
     from pipeline.distill.data import build_transfer_set
-    from pipeline.label import main as label_main
-    from pipeline.distill.data import read_labels
+    from pipeline.stages.label import main as label_main
+    from pipeline.outputs import read_labels
     from pipeline.monitor.feedback import write_part
     from tests.helpers.banking_teacher import LABELS
     import yaml

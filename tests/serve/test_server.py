@@ -66,6 +66,7 @@ def test_predict_health_models_metrics_and_log(served):
 
     # prediction log: every answered text, with hash and text (log_text defaults to true)
     from pipeline import predlog
+    from pipeline.keys import text_key
 
     engine, tbl = ws.predlog()
     total = 3 + sum(load.statuses.values())
@@ -73,7 +74,7 @@ def test_predict_health_models_metrics_and_log(served):
     rows = predlog.read_window(engine, tbl)
     assert set(rows["route"]) == {"stable"} and set(rows["model_version"]) == {v1}
     first = rows.iloc[0]
-    assert first["text"] == TEXTS[0] and first["text_hash"] == predlog.text_hash(TEXTS[0])
+    assert first["text"] == TEXTS[0] and first["text_hash"] == text_key(TEXTS[0])
     assert rows["stable_label"].isna().all() and (rows["latency_ms"] > 0).all()
 
     assert _metric(url, "distill_requests_total", endpoint="/v1/predict", status="200") >= total - 2
@@ -217,6 +218,7 @@ def test_canary_split_is_sticky_by_key_and_scored_by_stable(served):
 
 def test_log_text_off_keeps_only_the_hash(tmp_path, bundles, monkeypatch):
     from pipeline import predlog
+    from pipeline.keys import text_key
     from tests.serve.conftest import Workspace
 
     ws = Workspace(tmp_path, bundles, serve={"log_text": False})
@@ -233,6 +235,6 @@ def test_log_text_off_keeps_only_the_hash(tmp_path, bundles, monkeypatch):
         wait_until(lambda: len(predlog.read_window(engine, tbl)) == len(TEXTS), what="log rows")
         rows = predlog.read_window(engine, tbl)
         assert rows["text"].isna().all()
-        assert list(rows["text_hash"]) == [predlog.text_hash(t) for t in TEXTS]
+        assert list(rows["text_hash"]) == [text_key(t) for t in TEXTS]
     finally:
         server.stop()

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from pipeline.keys import text_key
 from pipeline.canary import judge
 from pipeline.config import parse_params
 from pipeline.serve.limits import RequestRejected, check_content_length, parse_predict
@@ -102,7 +103,7 @@ def test_log_writer_drops_and_counts_when_full_and_never_blocks(tmp_path):
     w.stop()
     rows = predlog.read_window(*predlog.connect(w.url))
     assert len(rows) == 10 and sum(written) == 10
-    assert rows["text"].isna().all() and (rows["text_hash"] == predlog.text_hash("text 0")).sum() == 2
+    assert rows["text"].isna().all() and (rows["text_hash"] == text_key("text 0")).sum() == 2
 
 
 def test_finish_records_promote_rollback_and_hold_in_the_registry(tmp_path):

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config.ingest import IngestConfig
-from pipeline.ingest import content_id, ingest
+from pipeline.ingest import ingest
+from pipeline.keys import content_id
 from pipeline.ingest.splits import assign_splits
 
 pytestmark = pytest.mark.unit

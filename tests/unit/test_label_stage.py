@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.label import main as label_main
-from pipeline.teacher import main as teacher_main
+from pipeline.stages.label import main as label_main
+from pipeline.stages.teacher import main as teacher_main
 from tests.helpers.labeling import calls, write_ingested, write_params
 
 pytestmark = pytest.mark.unit

@@ -4,13 +4,14 @@ import json
 
 import pytest
 
+from pipeline.keys import text_key
 from pipeline import predlog
 
 pytestmark = pytest.mark.unit
 
 
 def row(ts, label="spam", text="hello"):
-    return {"request_id": "r1", "ts": ts, "text_hash": predlog.text_hash(text), "text": text,
+    return {"request_id": "r1", "ts": ts, "text_hash": text_key(text), "text": text,
             "model_version": "v1", "route": "stable", "label": label, "confidence": 0.9,
             "probs": json.dumps([0.1, 0.9]), "stable_label": None, "latency_ms": 1.5}
 

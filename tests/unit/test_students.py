@@ -91,7 +91,7 @@ def test_unknown_student_and_loss_names_fail_at_config_load():
 
 
 def test_config_and_registries_import_without_torch():
-    code = ("import sys, pipeline.config, pipeline.cli, pipeline.stage, pipeline.students, pipeline.losses, "
+    code = ("import sys, pipeline.config, pipeline.cli, pipeline.stages, pipeline.students, pipeline.losses, "
             "pipeline.students.featurize; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

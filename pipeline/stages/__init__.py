@@ -1,7 +1,12 @@
-"""What every stage entry point shares: argument parsing of --params/--set, logging, clean errors.
+"""The entry points of the DVC stages: one file per stage of dvc.yaml, each holding only its ``main(argv)``.
 
-A stage module defines a pure function (config in, results out) and a small ``main(argv)`` built with
-:func:`run_stage`, so ``python -m pipeline.<stage>``, ``distill <stage>`` and the tests call the same code.
+    python -m pipeline.stages.<stage> ...      # what dvc.yaml runs
+    distill <stage> ...                        # the same main(), from the CLI
+
+A stage file parses its arguments, loads its params section, calls the library function that does the
+work (``pipeline.<stage>`` or the package named in its docstring) and writes the outputs dvc.yaml names.
+This module holds what every entry shares: ``--params``/``--set``, logging, and turning user errors into
+one line and exit code 2.
 """
 
 from __future__ import annotations

@@ -1,20 +1,18 @@
-"""The label stage: build the table of soft labels, write it with its metrics.
+"""The labels table: soft labels for every row, and its file ``data/labels.parquet``.
 
 Every distinct text is looked up in the cache by (teacher fingerprint, sha256 of text); only the
 missing ones go to the teacher (here or on Dask). Texts the teacher failed on are counted by reason and
 left out of ``data/labels.parquet``; past ``label.max_failure_rate`` the stage fails.
 
-    python -m pipeline.label --data data/ingested.parquet --teacher-dir models/teacher \
+    python -m pipeline.stages.label --data data/ingested.parquet --teacher-dir models/teacher \
         --out data/labels.parquet --metrics metrics/label.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +20,11 @@ import numpy as np
 from pipeline.augment import augment_rows
 from pipeline.config import Params
 from pipeline.errors import DistillError
-from pipeline.io import atomic_write_bytes, read_json, write_json
-from pipeline.label.cache import LabelCache, text_key
+from pipeline.io import atomic_write_bytes, read_json
+from pipeline.keys import text_key
+from pipeline.label.cache import LabelCache
 from pipeline.label.calls import CallStats, label_missing
 from pipeline.label.progress import Progress
-from pipeline.stage import load_stage_params, run_stage, stage_parser
 
 log = logging.getLogger("distill.label")
 
@@ -149,33 +147,3 @@ def write_labels(path: str | Path, kept, labels: list[str]) -> None:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     atomic_write_bytes(path, sink.getvalue().to_pybytes())
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.teacher import read_ingested
-
-    parser = stage_parser("distill label", __doc__)
-    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
-    parser.add_argument("--teacher-dir", required=True, help="teacher directory (models/teacher)")
-    parser.add_argument("--out", required=True, help="labels table to write (data/labels.parquet)")
-    parser.add_argument("--metrics", required=True, help="metrics JSON to write (metrics/label.json)")
-    parser.add_argument("--feedback", default=None,
-                        help="folder of monitor feedback parts (feedback/): disagreements join the transfer set")
-
-    def body(args: argparse.Namespace) -> None:
-        params = load_stage_params(args)
-        fb = None
-        if args.feedback:
-            from pipeline.monitor.feedback import read_feedback
-
-            fb = read_feedback(args.feedback)
-        kept, labels, metrics = label_table(read_ingested(args.data), params, args.teacher_dir, feedback=fb)
-        write_json(args.metrics, metrics)
-        if metrics["failure_rate"] > params.label.max_failure_rate:
-            raise LabelingFailed(
-                f"{metrics['failed_rows']} of {metrics['rows']} rows ({metrics['failure_rate']:.1%}) got no teacher "
-                f"label, above label.max_failure_rate={params.label.max_failure_rate:.1%}; reasons: "
-                f"{metrics['failures_by_reason']} (see the log; fix the teacher or raise the threshold)")
-        write_labels(args.out, kept, labels)
-
-    return run_stage("label", body, parser, argv)

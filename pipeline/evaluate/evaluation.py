@@ -1,6 +1,6 @@
-"""The evaluate stage: score teacher, student fp32 and student int8 on every suite and write the gate.
+"""Evaluate the stage outputs on disk: load bundle, teacher and data, run every suite, write the gate files.
 
-    python -m pipeline.evaluate --bundle models/bundle --teacher-dir models/teacher \
+    python -m pipeline.stages.evaluate --bundle models/bundle --teacher-dir models/teacher \
         --data data/ingested.parquet --labels data/labels.parquet --suites-root . \
         --gate reports/gate.json --report reports/gate.md --metrics metrics/evaluate.json \
         --calibration models/calibration.json
@@ -11,38 +11,20 @@ the retrain flow reads it and never makes a failing model the candidate.
 
 from __future__ import annotations
 
-import argparse
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DataError
 from pipeline.io import read_json, write_json
-from pipeline.stage import load_stage_params, run_stage, stage_parser
 
 log = logging.getLogger("distill.evaluate")
 
 
-def load_teacher_for_eval(params, model_dir: str | Path):
-    """The teacher the label stage used: ``load_teacher`` when present, else the registry's builder."""
-    try:
-        from pipeline.teachers import load_teacher
-    except ImportError:
-        from pipeline.teachers import build_teacher
-
-        kind = params.teacher.kind
-        return build_teacher(kind, getattr(params.teacher, kind.replace("-", "_")), model_dir)
-    return load_teacher(params.teacher, model_dir)
-
-
-def load_student(bundle_dir: str | Path):
+def load_bundle_files(bundle_dir: str | Path):
     """The exported bundle (``pipeline.bundle.load_bundle``) and its model files by variant."""
-    try:
-        from pipeline.bundle import load_bundle
-    except ImportError:
-        raise DataError("pipeline.bundle is not available: the export stage (student branch) must provide "
-                        "load_bundle(dir) before the evaluate stage can score a bundle") from None
+    from pipeline.bundle import load_bundle
+
     bundle_dir = Path(bundle_dir)
     bundle = load_bundle(bundle_dir)
     manifest = read_json(bundle_dir / "bundle.json")
@@ -72,23 +54,21 @@ def champion_bundle_dir(params, cfg) -> tuple[Path | None, str | None]:
 def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data_path: str | Path,
                    labels_path: str | Path, suites_root: str | Path = "."):
     """Load everything, run the suites, decide. Returns (Evaluation, info for the report)."""
-    import pandas as pd
-
-    from pipeline.distill.data import read_labels
     from pipeline.evaluate.data import build_eval_data
     from pipeline.evaluate.predictors import BundleVariant, TeacherOracle
     from pipeline.evaluate.run import evaluate_models
     from pipeline.evaluate.suites import EvalContext
 
     cfg = params.evaluate
-    if not Path(data_path).exists():
-        raise DataError(f"{data_path}: ingested data not found (run the ingest stage first)")
-    ingested = pd.read_parquet(data_path)
+    from pipeline.outputs import read_ingested, read_labels
+    from pipeline.teachers import load_teacher
+
+    ingested = read_ingested(data_path, ("id", "text", "label", "split"))
     labels_frame, label_names = read_labels(labels_path)
     data, known = build_eval_data(ingested, labels_frame, label_names, params.distill.validation_share,
                                   cfg.slices.group_column)
-    teacher = TeacherOracle(load_teacher_for_eval(params, teacher_dir), known, cfg.teacher_cache_dir)
-    bundle, files = load_student(bundle_dir)
+    teacher = TeacherOracle(load_teacher(params.teacher, teacher_dir), known, cfg.teacher_cache_dir)
+    bundle, files = load_bundle_files(bundle_dir)
     models: dict[str, Any] = {"teacher": teacher}
     for variant in ("fp32", "int8"):
         if f"student_{variant}" in files:
@@ -131,26 +111,3 @@ def write_outputs(result, info: dict, gate_path, report_path, metrics_path, cali
     write_json(metrics_path, flat_metrics(result.verdict, result.metrics))
     if calibration_path is not None:
         write_json(calibration_path, calibration_record(result, info.get("bundle_temperature", 1.0)))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = stage_parser("distill evaluate", __doc__)
-    parser.add_argument("--bundle", default="models/bundle")
-    parser.add_argument("--teacher-dir", default="models/teacher")
-    parser.add_argument("--data", default="data/ingested.parquet")
-    parser.add_argument("--labels", default="data/labels.parquet")
-    parser.add_argument("--suites-root", default=".", help="folder that evaluate.ood.path and evaluate.user.paths are relative to")
-    parser.add_argument("--gate", required=True)
-    parser.add_argument("--report", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--calibration", default=None)
-
-    def body(args: argparse.Namespace) -> None:
-        params = load_stage_params(args)
-        result, info = evaluate_stage(params, args.bundle, args.teacher_dir, args.data, args.labels, args.suites_root)
-        write_outputs(result, info, args.gate, args.report, args.metrics, args.calibration)
-        verdict = result.verdict
-        log.info("gate %s: %d checks, %d failing%s", "PASSED" if verdict.passed else "FAILED", len(verdict.checks),
-                 len(verdict.failing), "".join(f"\n  - {c.suite} {c.metric} [{c.model}]" for c in verdict.failing))
-
-    return run_stage("evaluate", body, parser, argv)

@@ -1,5 +1,0 @@
-import sys
-
-from pipeline.evaluate.stage import main
-
-sys.exit(main())

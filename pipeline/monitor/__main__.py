@@ -1,5 +1,0 @@
-import sys
-
-from pipeline.monitor.run import main
-
-sys.exit(main())

@@ -1,0 +1,97 @@
+"""The stage outputs: where they live, and one reader for each table.
+
+Every path of the batch pipeline is written once, in the ``vars: paths`` block of dvc.yaml; the stage
+commands there interpolate it (``${paths.ingested}``) and everything in Python that reads an output
+(flows, the demo, the monitor, the bench, the registry CLI) asks :func:`path`::
+
+    from pipeline import outputs
+    outputs.path("gate")                  # Path("reports/gate.json")
+    outputs.path("bundle", root=repo)     # repo / "models/bundle"
+
+The paths are read from ``<root>/dvc.yaml`` when it exists (a project's own dvc.yaml wins), else from
+the dvc.yaml that ships with this package's source tree.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.errors import DataError
+
+_PACKAGE_DVC_YAML = Path(__file__).resolve().parents[1] / "dvc.yaml"
+INGESTED_COLUMNS = ("id", "text", "label", "split", "source", "group")
+
+
+@functools.lru_cache(maxsize=8)
+def _paths_in(dvc_yaml: Path, mtime: float) -> dict[str, str]:
+    import yaml
+
+    spec = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
+    for entry in spec.get("vars") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("paths"), dict):
+            return {str(k): str(v) for k, v in entry["paths"].items()}
+    return {}  # a dvc.yaml that spells its paths inline
+
+
+def paths(root: str | Path = ".") -> dict[str, str]:
+    """Every named output path (relative to the project root), from dvc.yaml."""
+    dvc_yaml = Path(root) / "dvc.yaml"
+    if not dvc_yaml.is_file():
+        dvc_yaml = _PACKAGE_DVC_YAML
+    return dict(_paths_in(dvc_yaml, dvc_yaml.stat().st_mtime))
+
+
+def path(name: str, root: str | Path = ".") -> Path:
+    """The output ``name`` (e.g. ``ingested``, ``bundle``, ``gate``) under ``root``."""
+    known = paths(root)
+    if name not in known:
+        raise DataError(f"no output named {name!r} in the `vars: - paths:` block of dvc.yaml; "
+                        f"known: {', '.join(sorted(known)) or 'none'}")
+    return Path(root) / known[name]
+
+
+def stage_files(root: str | Path = ".") -> dict[str, dict[str, list[str]]]:
+    """Stage name -> {"outs": [...], "metrics": [...], "plots": [...]}: dvc.yaml's paths with vars resolved."""
+    import yaml
+
+    dvc_yaml = Path(root) / "dvc.yaml"
+    spec = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
+    names = paths(root)
+    resolve = lambda text: re.sub(r"\$\{paths\.([A-Za-z0-9_]+)\}", lambda m: names[m.group(1)], text)  # noqa: E731
+    out: dict[str, dict[str, list[str]]] = {}
+    for name, stage in (spec.get("stages") or {}).items():
+        out[name] = {kind: [resolve(next(iter(e)) if isinstance(e, dict) else e) for e in stage.get(kind) or []]
+                     for kind in ("outs", "metrics", "plots")}
+    return out
+
+
+def read_ingested(path: str | Path, columns: Sequence[str] = INGESTED_COLUMNS):
+    """Read ``data/ingested.parquet`` and check it holds the ``columns`` the caller needs."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: ingested table not found; run the ingest stage first (dvc repro ingest)")
+    frame = pd.read_parquet(path)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; expected the ingest contract (docs/contracts.md)")
+    return frame
+
+
+def read_labels(path: str | Path):
+    """Read ``data/labels.parquet`` and its label names (Parquet metadata key ``labels``)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: labels file not found (run the label stage first)")
+    table = pq.read_table(path)
+    meta = table.schema.metadata or {}
+    if b"labels" not in meta:
+        raise DataError(f"{path}: Parquet metadata has no 'labels' key (the label names, see docs/contracts.md)")
+    return table.to_pandas(), list(json.loads(meta[b"labels"]))

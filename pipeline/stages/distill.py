@@ -1,0 +1,44 @@
+"""Stage ``distill``: train the student on the teacher's soft labels.
+
+    python -m pipeline.stages.distill --data data/ingested.parquet --labels data/labels.parquet \
+        --out models/student --metrics metrics/distill.json --plots plots/distill
+
+Writes ``<out>/checkpoint.pt`` (self-describing, resumable after a kill), the metrics JSON and the DVC
+plots ``history.csv`` and ``confusion.csv``. The work is :func:`pipeline.distill.train_from_frames`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pipeline.stages import load_stage_params, run_stage, stage_parser
+
+log = logging.getLogger("distill.distill")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = stage_parser("distill distill", __doc__)
+    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
+    parser.add_argument("--labels", required=True, help="teacher soft labels (data/labels.parquet)")
+    parser.add_argument("--out", required=True, help="output folder for checkpoint.pt")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    parser.add_argument("--plots", required=True, help="folder for history.csv and confusion.csv")
+
+    def body(args) -> None:
+        from pipeline.distill import train_from_frames, write_outputs
+        from pipeline.outputs import read_ingested, read_labels
+
+        params = load_stage_params(args)
+        labels_frame, names = read_labels(args.labels)
+        result = train_from_frames(read_ingested(args.data), labels_frame, names, params.distill, params.seed,
+                                   args.out)
+        write_outputs(result, args.metrics, args.plots)
+        log.info("best epoch %s: validation agreement %.4f, test accuracy %s", result.metrics["best_epoch"],
+                 result.metrics["val_agreement"], result.metrics.get("test_accuracy"))
+
+    return run_stage("distill", body, parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

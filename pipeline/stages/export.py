@@ -1,0 +1,46 @@
+"""Stage ``export``: student checkpoint -> ONNX fp32 + int8 bundle, parity-checked and timed.
+
+    python -m pipeline.stages.export --checkpoint models/student/checkpoint.pt --data data/ingested.parquet \
+        --labels data/labels.parquet --out models/bundle --metrics metrics/export.json
+
+Fails when the parity check fails. The work is :func:`pipeline.export.export_bundle`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pipeline.stages import load_stage_params, run_stage, stage_parser
+
+log = logging.getLogger("distill.export")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = stage_parser("distill export", __doc__)
+    parser.add_argument("--checkpoint", required=True, help="student checkpoint (models/student/checkpoint.pt)")
+    parser.add_argument("--data", required=True, help="ingested table: evaluation rows for parity")
+    parser.add_argument("--labels", required=True, help="teacher labels: more evaluation rows")
+    parser.add_argument("--out", required=True, help="bundle folder to write")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+
+    def body(args) -> None:
+        from pipeline.export import ParityError, evaluation_texts, export_bundle
+        from pipeline.io import write_json
+        from pipeline.outputs import read_ingested, read_labels
+
+        cfg = load_stage_params(args).export
+        labels_frame, _ = read_labels(args.labels)
+        metrics = export_bundle(args.checkpoint, args.out, cfg,
+                                evaluation_texts(read_ingested(args.data, ("text", "split")), labels_frame))
+        write_json(args.metrics, metrics)
+        log.info("int8 %.0f KB (%.2fx fp32); int8 agreement %.4f; %.0f texts/s", metrics["files_bytes"]["int8"] / 1024,
+                 metrics["size_ratio_int8"], metrics["int8"]["label_agreement"], metrics["speed_int8"]["texts_per_s"])
+        if not metrics["passed"]:
+            raise ParityError("parity check failed: " + "; ".join(metrics["problems"]) + " (see " + args.metrics + ")")
+
+    return run_stage("export", body, parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""Stage ``teacher``: fit (``embedding-head``) or check the configured teacher into ``models/teacher/``.
+
+    python -m pipeline.stages.teacher --data data/ingested.parquet --out models/teacher
+
+The work is :func:`pipeline.teachers.prepare.prepare_teacher`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.stages import load_stage_params, run_stage, stage_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = stage_parser("distill teacher", __doc__)
+    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
+    parser.add_argument("--out", required=True, help="teacher directory to write (models/teacher)")
+
+    def body(args) -> None:
+        from pipeline.outputs import read_ingested
+        from pipeline.teachers.prepare import prepare_teacher
+
+        params = load_stage_params(args)
+        prepare_teacher(params.teacher, read_ingested(args.data, ("id", "text", "split", "label")), args.out,
+                        params.seed)
+
+    return run_stage("teacher", body, parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

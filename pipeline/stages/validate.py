@@ -1,0 +1,38 @@
+"""Stage ``validate``: the Great Expectations suite over the ingested table; failing data stops the run.
+
+    python -m pipeline.stages.validate --data data/ingested.parquet --report reports/validation.json --metrics metrics/validate.json
+
+The work is :func:`pipeline.validate.validate` (the expectations are listed there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.stages import load_stage_params, run_stage, stage_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = stage_parser("distill validate", __doc__)
+    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
+    parser.add_argument("--report", required=True, help="full validation result JSON (reports/validation.json)")
+    parser.add_argument("--metrics", required=True, help="per-expectation metrics JSON (metrics/validate.json)")
+
+    def body(args) -> None:
+        from pipeline.errors import ValidationFailed
+        from pipeline.io import write_json
+        from pipeline.outputs import read_ingested
+        from pipeline.validate import format_failures, validate
+
+        params = load_stage_params(args)
+        outcome = validate(read_ingested(args.data, columns=()), params.validate_)
+        write_json(args.report, outcome.report)
+        write_json(args.metrics, outcome.metrics)
+        if not outcome.success:
+            raise ValidationFailed(f"{args.data}: {format_failures(outcome.failures)}\nfull result: {args.report}")
+
+    return run_stage("validate", body, parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
