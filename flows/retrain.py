@@ -70,27 +70,28 @@ def retrain(root: str = ".", push: bool = True) -> dict:
 
 
 def publish_gate(root: str) -> bool | None:
-    """Publish reports/gate.md as a Prefect artifact; the gate's verdict, or None when no gate ran."""
-    report = Path(root) / "reports" / "gate.md"
+    """Publish the gate report as a Prefect artifact; the gate's verdict, or None when no gate ran."""
+    from pipeline import outputs
+    from pipeline.release.register import read_gate
+
+    report = outputs.path("gate_report", root)
     if not report.is_file():
         return None
     create_markdown_artifact(key="gate-report", markdown=report.read_text(encoding="utf-8"),
                              description="Evaluation gate: verdict and per-suite numbers")
-    from pipeline.evaluate.release import read_gate
-
-    return read_gate(Path(root) / "reports" / "gate.json")["passed"]
+    return read_gate(outputs.path("gate", root))["passed"]
 
 
 @task(name="register-from-gate")
 def register_candidate(root: str) -> str | None:
     """Register the bundle: candidate when the gate passed, rejected with its failing checks otherwise."""
+    from pipeline import outputs
     from pipeline.config import load_params
-    from pipeline.evaluate.release import register_from_gate
+    from pipeline.release.register import register_from_gate
 
-    base = Path(root)
-    version = register_from_gate(load_params(base / "params.yaml"), base / "models" / "bundle",
-                                 base / "reports" / "gate.json", base / "models" / "calibration.json",
-                                 actor="flow:retrain", reason="retrain flow", repo_dir=base)
+    version = register_from_gate(load_params(Path(root) / "params.yaml"), outputs.path("bundle", root),
+                                 outputs.path("gate", root), outputs.path("calibration", root),
+                                 actor="retrain-flow", reason="retrain flow", repo_dir=root)
     return version.id
 
 

@@ -20,7 +20,8 @@ from pipeline.config.distill import DistillConfig, ExportConfig
 from pipeline.config.evaluate import EvaluateConfig
 from pipeline.config.ingest import IngestConfig
 from pipeline.config.registry import RegistryConfig
-from pipeline.config.serve import CanaryConfig, ServeConfig
+from pipeline.config.canary import CanaryConfig
+from pipeline.config.serve import ServeConfig
 from pipeline.config.label import LabelConfig
 from pipeline.config.monitor import MonitorConfig
 from pipeline.config.teacher import TeacherConfig

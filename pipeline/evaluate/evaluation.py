@@ -82,6 +82,7 @@ def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data
     result = evaluate_models(ctx)
     info = {"gate_models": list(cfg.gate_models), "champion": champ_text, "labels": label_names,
             "bundle_temperature": float(getattr(bundle, "temperature", 1.0)),
+            "bundle_digest": bundle.digest,  # binds this report to the bundle it judged (pipeline/release)
             "teacher_calls": teacher.calls, "teacher_cache_hits": teacher.cache_hits,
             "rows": {"test": len(data.test_texts), "heldout": len(data.heldout_texts)},
             "suite_seconds": result.seconds}

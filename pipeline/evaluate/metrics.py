@@ -49,6 +49,16 @@ def agreement(probs_a: np.ndarray, probs_b: np.ndarray) -> float:
     return float(np.mean(np.argmax(probs_a, axis=1) == np.argmax(probs_b, axis=1)))
 
 
+def _wilson(share: float, n: int, confidence: float) -> tuple[float, float]:
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(confidence)
+    denom = 1.0 + z * z / n
+    centre = share + z * z / (2 * n)
+    spread = z * np.sqrt(share * (1.0 - share) / n + z * z / (4 * n * n))
+    return (centre - spread) / denom, (centre + spread) / denom
+
+
 def wilson_upper(share: float, n: int, confidence: float) -> float:
     """One-sided upper confidence bound of a proportion (Wilson score interval).
 
@@ -58,15 +68,20 @@ def wilson_upper(share: float, n: int, confidence: float) -> float:
     at that confidence, that the true share is below the floor: one message more or less in a
     59-message slice does not flip the gate.
     """
-    from statistics import NormalDist
-
     if n <= 0:
         return float("nan")
-    z = NormalDist().inv_cdf(confidence)
-    denom = 1.0 + z * z / n
-    centre = share + z * z / (2 * n)
-    spread = z * np.sqrt(share * (1.0 - share) / n + z * z / (4 * n * n))
-    return float(min(1.0, (centre + spread) / denom))
+    return float(min(1.0, _wilson(share, n, confidence)[1]))
+
+
+def wilson_lower(share: float, n: int, confidence: float) -> float:
+    """One-sided lower confidence bound of a proportion (the Wilson interval's other end).
+
+    The canary rolls back on errors as soon as this bound of its error rate is above the limit: the
+    errors seen so far already show, at that confidence, that the true rate is too high.
+    """
+    if n <= 0:
+        return float("nan")
+    return float(max(0.0, _wilson(share, n, confidence)[0]))
 
 
 def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = 15) -> float:

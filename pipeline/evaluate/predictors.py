@@ -69,35 +69,19 @@ class TeacherOracle:
             np.zeros((0, len(self.labels)))
 
     def _ask(self, wanted: dict[str, str]) -> dict[str, np.ndarray]:
-        cache = self._open_cache()
-        if cache is None:
+        if self.cache_dir is None:
             self.calls += len(wanted)
             probs = np.asarray(self.teacher.predict_proba(list(wanted.values())), dtype=np.float64)
             return dict(zip(wanted, probs))
-        with cache:
-            fingerprint = self.teacher.fingerprint
-            got = cache.get_many(fingerprint, list(wanted))
-            self.cache_hits += len(got)
-            missing = [(k, t) for k, t in wanted.items() if k not in got]
-            if missing:
-                from pipeline.label.calls import label_missing
+        from pipeline.label.calls import cached_teacher_probs
 
-                self.calls += len(missing)
-                label_missing(self.teacher, missing, cache, batch_size=32, retries=2)
-                got = cache.get_many(fingerprint, list(wanted))
-            lost = [t for k, t in wanted.items() if k not in got]
-            if lost:
-                raise DistillError(f"the teacher gave no answer for {len(lost)} generated text(s), e.g. {lost[0][:80]!r}")
-            return got
-
-    def _open_cache(self):
-        if self.cache_dir is None:
-            return None
-        try:
-            from pipeline.label.cache import LabelCache
-        except ImportError:  # label stage not present: ask the teacher directly
-            return None
-        return LabelCache(self.cache_dir)
+        answers = cached_teacher_probs(self.teacher, wanted.values(), self.cache_dir)
+        self.cache_hits += answers.cached
+        self.calls += answers.sent
+        lost = [t for k, t in wanted.items() if k not in answers.probs]
+        if lost:
+            raise DistillError(f"the teacher gave no answer for {len(lost)} generated text(s), e.g. {lost[0][:80]!r}")
+        return answers.probs
 
 
 def check_same_labels(models: Mapping[str, Predictor]) -> list[str]:

@@ -1,5 +1,9 @@
 """Ask the teacher for the texts the cache lacks: batches, retries, splitting, one commit per batch.
 
+:func:`cached_teacher_probs` is the one way every part of distill asks the teacher (label stage, the
+gate's oracle, the monitor's teacher sample, the canary): cache first, then only the missing texts,
+within an optional budget, each answer committed to the cache as it arrives.
+
 A batch whose answer is malformed (wrong shape, NaN, rows not summing to 1) or that raises a
 TeacherError is retried ``retries`` times; if it still fails, it is split in halves and each half is
 tried the same way, so one bad text does not sink its neighbours. A single text that keeps failing is
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.keys import text_key
 from pipeline.label.cache import LabelCache
 from pipeline.teachers.base import Teacher, TeacherError, check_probabilities
 
@@ -111,3 +116,42 @@ def usage_of(teacher: Teacher) -> dict[str, float]:
     if not isinstance(usage, dict):
         return {}
     return {k: float(v) for k, v in usage.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+@dataclass
+class CachedAnswers:
+    """The teacher's probabilities for a set of texts, and what getting them cost."""
+
+    probs: dict[str, np.ndarray]  # text key -> probabilities, for every text the cache now holds
+    cached: int  # distinct texts the cache already held (free)
+    sent: int  # distinct texts sent to the teacher
+    skipped_for_budget: int  # distinct texts neither cached nor sent, because of ``budget``
+    stats: CallStats  # calls, failures by reason, usage of what was sent
+
+
+def cached_teacher_probs(teacher: Teacher, texts, cache: LabelCache | str, *, budget: int | None = None,
+                         batch_size: int = 32, retries: int = 2,
+                         send: Callable[[list[tuple[str, str]], LabelCache], CallStats] | None = None) -> CachedAnswers:
+    """Teacher probabilities of ``texts`` through the label cache (a LabelCache or its directory).
+
+    Cached answers (same teacher fingerprint) are free; of the rest, at most ``budget`` distinct texts
+    (all when None) are sent, in text-key order, so a budgeted sample is stable and unbiased. ``send``
+    replaces the local batched calls (:func:`label_missing`), e.g. to label on Dask with progress.
+    """
+    unique = {text_key(t): t for t in texts}
+    own = not isinstance(cache, LabelCache)
+    store = LabelCache(cache) if own else cache
+    try:
+        fingerprint = teacher.fingerprint
+        have = store.get_many(fingerprint, unique)
+        missing = sorted((k, t) for k, t in unique.items() if k not in have)
+        chosen = missing if budget is None else missing[:max(int(budget), 0)]
+        if chosen:
+            stats = (send or (lambda items, c: label_missing(teacher, items, c, batch_size, retries)))(chosen, store)
+            found = store.get_many(fingerprint, unique)
+        else:
+            stats, found = CallStats(), have
+    finally:
+        if own:
+            store.close()
+    return CachedAnswers(found, len(have), len(chosen), len(missing) - len(chosen), stats)

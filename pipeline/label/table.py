@@ -22,8 +22,7 @@ from pipeline.config import Params
 from pipeline.errors import DistillError
 from pipeline.io import atomic_write_bytes, read_json
 from pipeline.keys import text_key
-from pipeline.label.cache import LabelCache
-from pipeline.label.calls import CallStats, label_missing
+from pipeline.label.calls import CallStats, cached_teacher_probs, label_missing
 from pipeline.label.progress import Progress
 
 log = logging.getLogger("distill.label")
@@ -61,28 +60,26 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
         rows = pd.concat([rows, pd.DataFrame({"id": [f"fb-{text_key(t)[:16]}" for t in new], "text": new,
                                               "split": "feedback", "origin_id": None})], ignore_index=True)
     keys = [text_key(t) for t in rows["text"]]
-    unique = dict(zip(keys, rows["text"]))
+    call_seconds = 0.0
 
-    with LabelCache(cfg.cache_dir) as cache:
-        cached = cache.get_many(fingerprint, unique)
-        missing = [(k, t) for k, t in unique.items() if k not in cached]
-        log.info("%d rows, %d distinct texts: %d cached, %d for the teacher (%s)", len(rows), len(unique),
-                 len(cached), len(missing), fingerprint)
+    def send(missing: list[tuple[str, str]], cache) -> CallStats:
+        nonlocal call_seconds
+        log.info("%d rows, %d distinct texts: %d for the teacher (%s)", len(rows), len(set(keys)), len(missing),
+                 fingerprint)
         progress = Progress(len(missing), cfg.progress_every_s)
         call_started = time.perf_counter()
         try:
-            if missing and (cfg.dask.scheduler or cfg.dask.local_workers):
+            if cfg.dask.scheduler or cfg.dask.local_workers:
                 from pipeline.label.scale import label_on_dask
 
-                stats = label_on_dask(missing, params.teacher, model_dir, cfg, fingerprint, progress.advance)
-            elif missing:
-                stats = label_missing(teacher, missing, cache, cfg.batch_size, cfg.retries, progress.advance)
-            else:
-                stats = CallStats()
+                return label_on_dask(missing, params.teacher, model_dir, cfg, fingerprint, progress.advance)
+            return label_missing(teacher, missing, cache, cfg.batch_size, cfg.retries, progress.advance)
         finally:
             progress.close()
-        call_seconds = time.perf_counter() - call_started
-        found = cache.get_many(fingerprint, unique)
+            call_seconds = time.perf_counter() - call_started
+
+    answers = cached_teacher_probs(teacher, rows["text"], cfg.cache_dir, send=send)
+    found, stats = answers.probs, answers.stats
 
     ok = np.array([k in found for k in keys])
     kept = rows[ok].reset_index(drop=True)
@@ -95,9 +92,9 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
     metrics = {
         "rows": len(rows),
         "labeled_rows": len(kept),
-        "distinct_texts": len(unique),
-        "cache_hits": len(cached),
-        "cache_misses": len(missing),
+        "distinct_texts": answers.cached + answers.sent,
+        "cache_hits": answers.cached,
+        "cache_misses": answers.sent,
         "teacher_calls": stats.calls,
         "texts_sent": stats.texts_sent,
         "texts_per_s": round(stats.labeled / call_seconds, 2) if stats.labeled and call_seconds > 0 else None,

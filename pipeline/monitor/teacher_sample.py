@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.keys import text_key
-from pipeline.label.cache import LabelCache
-from pipeline.label.calls import label_missing
+from pipeline.label.calls import cached_teacher_probs
 
 
 @dataclass
@@ -30,17 +28,10 @@ class TeacherSample:
 
 def teacher_labels(texts, teacher, cache_dir: str, budget: int, batch_size: int = 32, retries: int = 2) -> TeacherSample:
     """Teacher labels for as many distinct ``texts`` as the cache and the budget allow."""
-    unique = {text_key(t): t for t in texts}
-    fingerprint = teacher.fingerprint
-    with LabelCache(cache_dir) as cache:
-        cached = cache.get_many(fingerprint, unique)
-        missing = sorted((k, t) for k, t in unique.items() if k not in cached)
-        chosen = missing[:budget]
-        stats = label_missing(teacher, chosen, cache, batch_size, retries) if chosen else None
-        found = cache.get_many(fingerprint, unique)
+    answers = cached_teacher_probs(teacher, texts, cache_dir, budget=budget, batch_size=batch_size, retries=retries)
     names = list(teacher.labels)
+    stats = answers.stats
     return TeacherSample(
-        labels={k: names[int(np.argmax(p))] for k, p in found.items()},
-        cached=len(cached), sent=len(chosen), calls=stats.calls if stats else 0,
-        failed=len(stats.failed) if stats else 0, skipped_for_budget=len(missing) - len(chosen),
-        fingerprint=fingerprint, reasons=stats.reasons() if stats else {})
+        labels={k: names[int(np.argmax(p))] for k, p in answers.probs.items()},
+        cached=answers.cached, sent=answers.sent, calls=stats.calls, failed=len(stats.failed),
+        skipped_for_budget=answers.skipped_for_budget, fingerprint=teacher.fingerprint, reasons=stats.reasons())

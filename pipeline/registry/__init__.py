@@ -2,8 +2,8 @@
 
     from pipeline.registry import open_registry
     reg = open_registry(params.registry)
-    v = reg.register("models/bundle", "reports/gate.json", metrics, params, actor="flow:retrain", reason="nightly")
-    reg.promote(v.id, "canary", actor="flow:canary", reason="gate passed", weight=0.05)
+    v = reg.register("models/bundle", "reports/gate.json", metrics, params, actor="retrain-flow", reason="nightly")
+    reg.promote(v.id, "canary", actor="canary-flow", reason="gate passed", weight=0.05)
 
 Command line: ``distill registry list|show|promote|rollback|history`` (pipeline/registry/cli.py).
 Names are imported lazily so ``distill --help`` does not pay for SQLAlchemy.

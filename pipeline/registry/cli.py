@@ -195,12 +195,15 @@ def register(ctx: typer.Context, bundle: str = typer.Argument("models/bundle", h
              gate: str = typer.Option("reports/gate.json", help="gate report of this bundle"),
              metrics: list[str] = typer.Option([], help="metrics JSON files to record (repeatable)"),
              reason: str = typer.Option(..., help="why this version exists"),
+             force_reason: str = typer.Option(None, help="make a bundle the gate once rejected a candidate "
+                                              "anyway; the reason goes into the history"),
              as_json: bool = JSON_OPT) -> None:
-    """Register a bundle with its gate report; a failed gate registers it as rejected."""
+    """Register a bundle with its gate report (which must be this bundle's); a failed gate registers it as rejected."""
 
     def body(reg: Registry) -> None:
         from pipeline.config import load_params
         from pipeline.io import read_json
+        from pipeline.release.register import register_from_gate
 
         values: dict[str, Any] = {}
         for path in metrics:
@@ -209,7 +212,8 @@ def register(ctx: typer.Context, bundle: str = typer.Argument("models/bundle", h
             values[Path(path).stem] = read_json(path)
         params_path = Path(ctx.obj["params"])
         snapshot = load_params(params_path) if params_path.exists() else None
-        v = reg.register(bundle, gate, values, snapshot, actor=_actor("register"), reason=reason)
+        v = register_from_gate(snapshot, bundle, gate, None, actor=_actor("register"), reason=reason, registry=reg,
+                               force_reason=force_reason, metrics=values)
         if as_json:
             _print_json(v.to_dict())
         else:

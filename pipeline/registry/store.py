@@ -204,6 +204,28 @@ class Registry:
             s.flush()
             return _version(row)
 
+    def reinstate(self, version: str | int, actor: str, reason: str) -> Version:
+        """Make a version the gate rejected a candidate after all: an operator's override, never automatic.
+
+        The version's status becomes ``registered`` and it takes the candidate alias; the history keeps
+        the override with its reason and the checks the gate had failed.
+        """
+        if not reason or not reason.strip():
+            raise RegistryError("reinstating a rejected version needs a reason (it is kept in the history)")
+        with self._write() as s:
+            row = self._version_row(s, version)
+            if row is None or row.status != STATUS_REJECTED:
+                raise RegistryError(f"{version} is not a rejected version; nothing to reinstate")
+            failed = list(row.reasons or [])
+            row.status = STATUS_REGISTERED
+            s.add(HistoryRow(at=_now(), actor=actor, action="reinstate", alias=None, version_number=row.number,
+                             previous_number=None, weight=None, numbers={"failed_checks": failed},
+                             reason=f"{reason} (override of the gate, which had failed: {'; '.join(failed)})"))
+            self._change_alias(s, "candidate", row, actor, reason, {"reinstated": True}, None, "set_alias")
+            self._bump(s)
+            s.flush()
+            return _version(row)
+
     def set_alias(self, alias: str, version: str | int, actor: str, reason: str,
                   numbers: Mapping[str, Any] | None = None, weight: float | None = None) -> AliasState:
         """Point ``alias`` at ``version`` and record the change with its numbers in history.

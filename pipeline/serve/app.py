@@ -56,7 +56,7 @@ def create_app(params=None):
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
-    from pipeline.serve.router import build_router
+    from pipeline.serve.endpoints import build_router
 
     # One request is featurized at a time on the event loop: the tokenizer's own thread pool only adds
     # hand-offs and competes with uvicorn for the cores.

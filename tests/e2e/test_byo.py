@@ -48,10 +48,13 @@ def dvc(repo: Path, *args: str) -> str:
 
 def dvc_outputs(repo: Path, last_stage: str) -> list[str]:
     """Every out / metrics / plots path dvc.yaml declares for the stages up to ``last_stage``."""
+    from pipeline.outputs import stage_files
+
     paths = []
-    for name, stage in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].items():
+    for name, files in stage_files(repo).items():
         for key in ("outs", "metrics", "plots"):
-            paths += [next(iter(e)) if isinstance(e, dict) else e for e in stage.get(key, [])]
+            paths += files[key]
+        assert not any("${" in p for p in paths), paths
         if name == last_stage:
             return paths
     raise AssertionError(f"no stage {last_stage!r} in dvc.yaml")

@@ -65,6 +65,47 @@ def corrupt_copy(bundle: Path, dest: Path) -> Path:
     return dest
 
 
+def failing_copy(bundle: Path, dest: Path, must_pass: list[str]) -> tuple[Path, int]:
+    """A copy of ``bundle`` whose models raise on any input wider than the widest of ``must_pass``.
+
+    The graph gains a Gather of element ``width - 1`` from a constant of ``limit`` zeros, which
+    onnxruntime refuses (index out of bounds) once the id matrix is wider: the model loads, answers the
+    smoke texts, and fails on longer traffic. The manifest digest is recomputed, as an operator who
+    edits a model on purpose would. Returns the copy and the width limit.
+    """
+    import json
+
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from pipeline.bundle import files_digest, load_bundle
+
+    shutil.copytree(bundle, dest)
+    limit = int(load_bundle(dest).featurizer(must_pass).shape[1])
+    manifest = json.loads((dest / "bundle.json").read_text())
+    for name in manifest["files"].values():
+        model = onnx.load(dest / name)
+        graph = model.graph
+        out = graph.output[0].name
+        graph.initializer.extend([numpy_helper.from_array(np.zeros(limit, dtype=np.float32), "fail_table"),
+                                  numpy_helper.from_array(np.array(1, dtype=np.int64), "fail_axis1"),
+                                  numpy_helper.from_array(np.array(1, dtype=np.int64), "fail_one")])
+        for node in graph.node:
+            node.output[:] = [f"{o}_pre" if o == out else o for o in node.output]
+        graph.node.extend([
+            helper.make_node("Shape", ["ids"], ["fail_shape"]),
+            helper.make_node("Gather", ["fail_shape", "fail_axis1"], ["fail_width"]),
+            helper.make_node("Sub", ["fail_width", "fail_one"], ["fail_last"]),
+            helper.make_node("Gather", ["fail_table", "fail_last"], ["fail_sum"]),
+            # the table is zeros, so this adds 0.0 to every logit: answers stay those of the source bundle
+            helper.make_node("Add", [f"{out}_pre", "fail_sum"], [out]),
+        ])
+        onnx.save(model, dest / name)
+    manifest["digest"] = files_digest(dest, manifest["digest_files"])
+    (dest / "bundle.json").write_text(json.dumps(manifest, indent=2))
+    return dest, limit
+
+
 def wait_until(predicate, timeout: float = 20.0, every: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
-from tests.helpers.serving import LoadGenerator, wait_until
+from tests.helpers.serving import LoadGenerator, failing_copy, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -27,7 +29,8 @@ def production(workspace, prefect_harness):
         # no production yet: the first candidate goes straight to production after a smoke check
         result = canary(params_path=str(workspace.params_path))
         assert canary(params_path=str(workspace.params_path))["decision"] == "none"  # nothing left to roll out
-        assert result == {"decision": "promote", "version": v1, "direct": True, "steps": []}
+        assert {k: result[k] for k in ("decision", "version", "direct", "steps")} == \
+            {"decision": "promote", "version": v1, "direct": True, "steps": []}
         server.wait_ready()
         yield workspace, server, v1
     finally:
@@ -109,3 +112,31 @@ def test_bad_candidate_is_rolled_back_and_production_untouched(prefect_harness, 
     with LoadGenerator(server.url, _texts()[:50], workers=2) as after:
         wait_until(lambda: sum(after.statuses.values()) >= 50, what="traffic after rollback")
     assert set(after.versions) == {v1} and set(after.routes) == {"stable"}
+
+
+def test_candidate_whose_model_errors_is_rolled_back_within_one_step(prefect_harness, production, tmp_path):
+    """A candidate that passes both smoke checks but raises on about half the traffic: rolled back at the
+    first step as soon as its errors prove it broken, long before canary.step_timeout_s."""
+    from pipeline.release.canary import SMOKE_TEXT
+
+    ws, server, v1 = production
+    broken, limit = failing_copy(ws.bundles["good_b"], tmp_path / "broken", [SMOKE_TEXT, ws.params.serve.smoke_text])
+    v_err = ws.register(broken, reason="graph edited by hand")
+    started = time.monotonic()
+    result, load = _run_canary_under_load(ws, server, v_err)
+    elapsed = time.monotonic() - started
+    assert result["decision"] == "rollback", result
+    assert len(result["steps"]) == 1 and result["steps"][0]["decision"] == "fail"
+    numbers = result["steps"][0]["numbers"]
+    assert numbers["canary_errors"] > 0, numbers
+    attempts = numbers["canary_errors"] + numbers["canary_requests"]
+    assert numbers["error_rate"] == pytest.approx(numbers["canary_errors"] / attempts, abs=1e-4)
+    assert numbers["error_rate"] > ws.params.canary.max_error_rate
+    assert elapsed < ws.params.canary.step_timeout_s / 2, elapsed
+    print("ERRORING CANARY", round(elapsed, 1), "s", numbers)
+
+    with ws.registry() as reg:
+        assert reg.get_alias("production").version.id == v1 and reg.get_alias("canary").version is None
+        rollback = [h for h in reg.history(alias="canary") if h.reason.startswith("rollback")][-1]
+    assert rollback.previous == v_err and rollback.numbers["canary_errors"] == numbers["canary_errors"]
+    assert "canary.max_error_rate" in rollback.reason

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from pipeline.keys import text_key
-from pipeline.canary import judge
+from pipeline.release.canary import judge
 from pipeline.config import parse_params
 from pipeline.serve.limits import RequestRejected, check_content_length, parse_predict
 from pipeline.serve.logwriter import LogRecord, PredictionLogWriter
-from pipeline.serve.routing import bucket, choose_route, request_key
+from pipeline.serve.traffic import bucket, choose_route, request_key
 
 pytestmark = pytest.mark.unit
 
@@ -74,6 +74,25 @@ def test_judge_passes_fails_and_holds():
     assert held.decision == "hold" and "canary.min_requests" in held.problems[0]
 
 
+def test_judge_rolls_back_a_step_in_which_every_request_failed():
+    """No answered canary request at all, only errors: a certain failure, not a hold for lack of traffic."""
+    v = judge(0.05, {"canary_rows": 0, "canary_requests": 0, "canary_errors": 40, "error_rate": 1.0}, _cfg())
+    assert v.decision == "fail" and "40 of 40 canary requests failed" in v.problems[0]
+
+
+def test_judge_rolls_back_on_errors_before_the_step_has_its_traffic():
+    """11 answered and 2,408 failed (the case that once held for ten minutes): errors decide first."""
+    v = judge(0.05, {"canary_rows": 11, "canary_requests": 11, "canary_errors": 2408, "error_rate": 0.99545}, _cfg())
+    assert v.decision == "fail" and "canary.max_error_rate" in v.problems[0]
+
+
+def test_judge_holds_when_a_few_errors_prove_nothing_yet():
+    """1 error in 30 attempts is above 1 % but, at 99 % confidence, not yet proof: too little traffic, hold."""
+    v = judge(0.05, {"canary_rows": 29, "canary_requests": 29, "canary_errors": 1, "error_rate": 0.03333},
+              _cfg(min_requests=40))
+    assert v.decision == "hold" and "canary.min_requests" in v.problems[0]
+
+
 def test_canary_steps_are_validated():
     from pipeline.config import ConfigError
 
@@ -107,7 +126,7 @@ def test_log_writer_drops_and_counts_when_full_and_never_blocks(tmp_path):
 
 
 def test_finish_records_promote_rollback_and_hold_in_the_registry(tmp_path):
-    from pipeline.canary import ACTOR, Verdict, finish
+    from pipeline.release.canary import ACTOR, Verdict, finish
     from pipeline.registry import Registry
 
     reg = Registry(f"sqlite:///{tmp_path}/r.db", tmp_path / "artifacts")

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from pipeline.serve.limits import RequestRejected, parse_predict, read_body
 from pipeline.serve.logwriter import LogRecord
 from pipeline.serve.metrics import PREDICT
-from pipeline.serve.routing import CANARY, STABLE, choose_route, request_key
+from pipeline.serve.traffic import CANARY, STABLE, choose_route, request_key
 
 log = logging.getLogger("distill.serve")
 JSON = "application/json"
