@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 
 
 @task(name="monitor-run", retries=1, retry_delay_seconds=30)
-def monitor_once(root: str, bundle: str, data: str, teacher_dir: str, log_url: str | None) -> dict:
+def monitor_once(root: str, bundle: str | None, data: str | None, teacher_dir: str | None, log_url: str | None) -> dict:
     from pipeline.config import load_params
     from pipeline.monitor import run_monitor
 
@@ -27,9 +27,11 @@ def monitor_once(root: str, bundle: str, data: str, teacher_dir: str, log_url: s
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(root: str = ".", bundle: str = "models/bundle", data: str = "data/ingested.parquet",
-            teacher_dir: str = "models/teacher", log_url: str | None = None) -> dict:
-    """Read the prediction-log window, compare with the teacher, save Evidently snapshots, alert on breaches."""
+def monitor(root: str = ".", bundle: str | None = None, data: str | None = None, teacher_dir: str | None = None,
+            log_url: str | None = None) -> dict:
+    """Read the prediction-log window, compare with the teacher, save Evidently snapshots, alert on breaches.
+
+    ``bundle``, ``data`` and ``teacher_dir`` default to the stage outputs under ``root`` (dvc.yaml's paths)."""
     summary = monitor_once(root, bundle, data, teacher_dir, log_url)
     get_run_logger().info("monitor: %s (%s rows)", summary["verdict"]["status"], summary["rows"])
     create_markdown_artifact(key="monitor-summary", description="Latest monitor run", markdown="\n".join([

@@ -14,10 +14,10 @@ from collections.abc import Callable
 import numpy as np
 
 from pipeline.config.augment import AugmentConfig
-from pipeline.named import Registry
+from pipeline.plugins import Plugins
 
 Op = Callable[[list[str], np.random.Generator, AugmentConfig], list[str]]
-OPS: Registry[Op] = Registry("augmentation op")
+OPS: Plugins[Op] = Plugins("augment.ops entry")
 op = OPS.register
 
 

@@ -167,19 +167,6 @@ def measure_speed(teacher, student_model, bundle_dir: Path, texts: list[str], th
     return out
 
 
-def teacher_bytes(params, teacher_dir: Path) -> int | None:
-    """Size of what the teacher needs to run: encoder weight files plus the fitted head (local kinds)."""
-    files = [p for p in teacher_dir.iterdir() if p.is_file() and p.name != TEACHER_KEY]
-    if params.teacher.kind == "embedding-head":
-        from pipeline.teachers.encoder import resolve_encoder
-
-        source = Path(resolve_encoder(params.teacher.embedding_head.encoder))
-        files += [p for p in source.rglob("*") if p.suffix in {".safetensors", ".bin", ".onnx", ".pt"}]
-    elif params.teacher.kind != "onnx" and params.teacher.kind != "hf":
-        return None  # remote or arbitrary Python teacher: no file to weigh
-    return int(sum(p.stat().st_size for p in files))
-
-
 def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), speed_texts: int = 1000,
               latency_texts: int = 200) -> dict[str, Any]:
     """Run every stage into ``workdir`` and measure; returns the bench record (also written to bench.json)."""
@@ -195,6 +182,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
     from pipeline.io import write_json
     from pipeline.label import label_table
     from pipeline.teachers import load_teacher
+    from pipeline.teachers.base import weight_bytes
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -247,7 +235,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
     with _timed(stages, "speed"):
         speed = measure_speed(teacher, load_student(distilled.checkpoint).model, workdir / "bundle", speed_sample,
                               threads, params.export.throughput_batch, latency_texts)
-    sizes = {"teacher": teacher_bytes(params, workdir / "teacher"),
+    sizes = {"teacher": weight_bytes(teacher),
              "student_fp32": export["files_bytes"]["fp32"], "student_int8": export["files_bytes"]["int8"],
              "featurizer_tokenizer": export["files_bytes"]["tokenizer"]}
     record: dict[str, Any] = {

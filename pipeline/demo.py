@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 
+from pipeline import outputs
 from pipeline.errors import DistillError
 
 
@@ -41,21 +42,18 @@ def _outputs(root: Path) -> list[tuple[str, str]]:
 
 
 def teacher_size_mb(params, root: Path) -> float | None:
-    """Size of what serving the teacher would take: its encoder weights plus the fitted state."""
-    fitted = _mb(root / "models" / "teacher") or 0.0
-    if params.teacher.kind != "embedding-head":
-        return fitted or None
-    from pipeline.teachers.encoder import resolve_encoder
+    """Size of what serving the teacher would take (its own weight files), in MB; None for remote teachers."""
+    from pipeline.teachers import load_teacher
+    from pipeline.teachers.base import weight_bytes
 
-    encoder = Path(resolve_encoder(params.teacher.embedding_head.encoder))
-    weights = [p for p in encoder.glob("*.safetensors")] if encoder.is_dir() else []
-    return fitted + sum(p.stat().st_size for p in weights) / 1e6 if weights else None
+    size = weight_bytes(load_teacher(params.teacher, outputs.path("teacher", root)))
+    return size / 1e6 if size else None
 
 
 def summary(root: Path, params, retrain: dict, canary: dict | None, monitor: dict | None, traffic: dict | None,
             seconds: float) -> str:
-    ev, export, label = _read(root / "metrics/evaluate.json"), _read(root / "metrics/export.json"), _read(root / "metrics/label.json")
-    ingest = _read(root / "metrics/ingest.json")
+    ev, export = _read(outputs.path("evaluate_metrics", root)), _read(outputs.path("export_metrics", root))
+    label, ingest = _read(outputs.path("label_metrics", root)), _read(outputs.path("ingest_metrics", root))
     lines = [f"distill demo: the whole loop in {seconds:.0f} s", ""]
     lines.append("pipeline: " + ", ".join(f"{r['stage']} ({'ran' if r['ran'] else 'unchanged'})" for r in retrain["stages"]))
     if ingest.get("splits"):
@@ -72,11 +70,11 @@ def summary(root: Path, params, retrain: dict, canary: dict | None, monitor: dic
     if student_tps and teacher_tps:
         lines.append(f"speed: student int8 {student_tps:,.0f} texts/s vs teacher {teacher_tps:,.1f} texts/s "
                      f"(labeling run): {student_tps / teacher_tps:,.0f}x faster")
-    student_mb = _mb(root / "models/bundle/model.int8.onnx")
+    student_mb = _mb(outputs.path("bundle", root) / "model.int8.onnx")
     teacher_mb = teacher_size_mb(params, root)
     if student_mb and teacher_mb:
         lines.append(f"size: student int8 {student_mb:.1f} MB vs teacher {teacher_mb:.1f} MB ({teacher_mb / student_mb:.0f}x smaller)")
-    gate = _read(root / "reports/gate.json")
+    gate = _read(outputs.path("gate", root))
     if gate:
         failing = [f"{c.get('suite')}/{c.get('metric')}" for c in gate.get("checks", []) if not c.get("passed")]
         lines.append(f"gate: {'PASSED' if gate.get('passed') else 'FAILED'} ({len(gate.get('checks', []))} checks"
@@ -140,7 +138,7 @@ def run_demo(root: str | Path = ".", push: bool = True) -> int:
         log.parent.mkdir(parents=True, exist_ok=True)
         import pandas as pd
 
-        held_out = pd.read_parquet(root / "data/ingested.parquet", columns=["text", "split"])
+        held_out = pd.read_parquet(outputs.path("ingested", root), columns=["text", "split"])
         texts = held_out.loc[held_out["split"] == "test", "text"].tolist()
         server = ServerProcess(root / "params.yaml", root, port=url.port or 8000, log=log)
         try:

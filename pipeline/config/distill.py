@@ -96,11 +96,10 @@ class DistillConfig(Section):
     @field_validator("losses")
     @classmethod
     def _losses(cls, value: dict[str, LossTerm]) -> dict[str, LossTerm]:
-        from pipeline.losses import registered_losses
+        from pipeline.losses import LOSSES
 
-        unknown = sorted(set(value) - set(registered_losses()))
-        if unknown:
-            raise ValueError(f"unknown loss {unknown}; registered: {sorted(registered_losses())}")
+        for name in value:
+            LOSSES.check(name)
         if not value or sum(t.weight for t in value.values()) <= 0:
             raise ValueError("at least one loss term needs a positive weight")
         return value
@@ -108,10 +107,9 @@ class DistillConfig(Section):
     @field_validator("student")
     @classmethod
     def _student(cls, value: StudentSpec) -> StudentSpec:
-        from pipeline.students import registered_students
+        from pipeline.students import STUDENTS
 
-        if value.name not in registered_students():
-            raise ValueError(f"unknown student {value.name!r}; registered: {sorted(registered_students())}")
+        STUDENTS.check(value.name)
         return value
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Section
 
@@ -29,7 +27,8 @@ class SpamAssassinConfig(Section):
 class SourceConfig(Section):
     """A dataset source. ``kind`` picks the reader; column names apply to table sources."""
 
-    kind: Literal["spamassassin", "csv", "parquet", "jsonl", "email_dir"] = "spamassassin"
+    # The reader, by registry name (pipeline.ingest.sources.READERS; an unknown name lists the known ones).
+    kind: str = "spamassassin"
     path: str | None = None
     # Optional separate file for the test split (e.g. BANKING77's test.csv); else test is sampled.
     test_path: str | None = None
@@ -42,6 +41,13 @@ class SourceConfig(Section):
     # Text encoding of table files (csv, jsonl). Bytes that do not decode stop ingest with an error
     # that names the file; set e.g. "latin-1" here for such files. Emails carry their own charsets.
     encoding: str = "utf-8"
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        from pipeline.ingest.sources import READERS
+
+        return READERS.check(kind)
 
     @model_validator(mode="after")
     def _path_required(self) -> "SourceConfig":

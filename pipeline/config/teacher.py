@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipeline.config.base import Section
 from pipeline.config.teacher_llm import LLMTeacherConfig
@@ -54,9 +52,17 @@ class PythonTeacherConfig(Section):
 
 
 class TeacherConfig(Section):
-    kind: Literal["embedding-head", "hf", "llm", "onnx", "python"] = "embedding-head"
+    # The teacher, by registry name (pipeline.teachers.base.TEACHERS; an unknown name lists the known ones).
+    kind: str = "embedding-head"
     embedding_head: EmbeddingHeadConfig = Field(default_factory=EmbeddingHeadConfig)
     hf: HFConfig = Field(default_factory=HFConfig)
     llm: LLMTeacherConfig = Field(default_factory=LLMTeacherConfig)
     onnx: OnnxTeacherConfig = Field(default_factory=OnnxTeacherConfig)
     python: PythonTeacherConfig = Field(default_factory=PythonTeacherConfig)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        from pipeline.teachers.base import TEACHERS
+
+        return TEACHERS.check(kind)

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Sequence
 
 from pipeline.errors import DistillError
-from pipeline.named import Registry
+from pipeline.plugins import Plugins
 
 Perturbation = Callable[..., str]
 
@@ -24,7 +24,7 @@ class PerturbationError(DistillError):
 
 
 # Perturbations by name: ``f(text, rng, **kwargs) -> str``.
-PERTURBATIONS: Registry[Perturbation] = Registry("perturbation", PerturbationError)
+PERTURBATIONS: Plugins[Perturbation] = Plugins("perturbation", PerturbationError)
 perturbation = PERTURBATIONS.register
 registered = PERTURBATIONS.names
 get = PERTURBATIONS.get

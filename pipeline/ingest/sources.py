@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeline.errors import DataError
-from pipeline.named import Registry
+from pipeline.plugins import Plugins
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,16 +34,15 @@ class SourceData:
 
 
 Reader = Callable[["IngestConfig", int], SourceData]
-# Readers by the ``ingest.source.kind`` name they serve.
-READERS: Registry[Reader] = Registry("ingest.source.kind", DataError)
+# Readers by the ``ingest.source.kind`` name they serve, and the module that registers each.
+READERS: Plugins[Reader] = Plugins("ingest.source.kind", DataError, modules={
+    "spamassassin": "pipeline.ingest.spamassassin", "email_dir": "pipeline.ingest.email_dir",
+    "csv": "pipeline.ingest.tables", "parquet": "pipeline.ingest.tables", "jsonl": "pipeline.ingest.tables"})
 register = READERS.register
 
 
 def read_source(cfg: "IngestConfig", seed: int) -> SourceData:
     """Read the configured source with its registered reader."""
-    # Importing the reader modules registers them; kept here so importing this module stays cheap.
-    from pipeline.ingest import email_dir, spamassassin, tables  # noqa: F401
-
     return READERS.get(cfg.source.kind)(cfg, seed)
 
 

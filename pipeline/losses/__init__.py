@@ -9,38 +9,25 @@ is built, so the config can check names without it.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeline.errors import DistillError
-
-# name -> module defining ``build(**kwargs) -> term``
-_REGISTRY: dict[str, str] = {
-    "kd": "pipeline.losses.kd",
-    "ce": "pipeline.losses.ce",
-}
+from pipeline.plugins import Plugins
 
 
 class LossConfigError(DistillError):
     """A loss term was given arguments it does not take."""
 
 
-def registered_losses() -> list[str]:
-    return list(_REGISTRY)
+# Loss builders by name (``build(**kwargs) -> term``), and the module that registers each.
+LOSSES: Plugins[Callable] = Plugins("distill.losses entry", LossConfigError, kwargs_key="distill.losses.{name}",
+                                    modules={"kd": "pipeline.losses.kd", "ce": "pipeline.losses.ce"})
 
 
 def build_loss(name: str, **kwargs: Any) -> Callable:
     """Build one registered loss term, checking its keyword arguments."""
-    if name not in _REGISTRY:
-        raise LossConfigError(f"unknown loss {name!r}; registered: {sorted(_REGISTRY)}")
-    build = importlib.import_module(_REGISTRY[name]).build
-    allowed = set(inspect.signature(build).parameters)
-    extra = sorted(set(kwargs) - allowed)
-    if extra:
-        raise LossConfigError(f"distill.losses.{name}: unknown argument(s) {extra}; it takes {sorted(allowed)}")
-    return build(**kwargs)
+    return LOSSES.build(name, **kwargs)
 
 
 def build_objective(terms: Mapping[str, Any]) -> Callable:

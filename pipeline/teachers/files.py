@@ -36,3 +36,16 @@ def source_digest(path: str | Path) -> str:
     if p.is_file():
         return file_digest(p)
     return hashlib.sha256(str(path).encode()).hexdigest()
+
+
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".onnx", ".data", ".pt", ".gguf", ".npz"}
+
+
+def weight_files_in(path: str | Path) -> list[Path]:
+    """The model weight files of a local model: the file itself, or the weight files under a folder."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    return []  # a hub id or a remote model: nothing on this disk to weigh

@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.config.teacher import HFConfig
 from pipeline.teachers.base import TeacherError, check_probabilities, fingerprint_of, register
-from pipeline.teachers.files import source_digest
+from pipeline.teachers.files import source_digest, weight_files_in
 
 
 class HFTeacher:
@@ -35,6 +35,9 @@ class HFTeacher:
         self.cfg = cfg
         digest = source_digest(cfg.model) if local else f"{cfg.model}@{cfg.revision or 'main'}"
         self._fingerprint = fingerprint_of("hf", digest, cfg.max_length)
+
+    def weight_files(self) -> list[Path]:
+        return weight_files_in(self.cfg.model)
 
     @property
     def fingerprint(self) -> str:

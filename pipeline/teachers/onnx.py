@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.config.teacher import OnnxTeacherConfig
 from pipeline.teachers.base import TeacherError, check_probabilities, fingerprint_of, register
-from pipeline.teachers.files import source_digest
+from pipeline.teachers.files import source_digest, weight_files_in
 
 BATCH = 32
 
@@ -37,7 +37,11 @@ class OnnxTeacher:
         local = Path(cfg.tokenizer).is_dir()
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer, local_files_only=local)
         self.labels = list(cfg.labels)
+        self.cfg = cfg
         self._fingerprint = fingerprint_of("onnx", source_digest(cfg.path), source_digest(cfg.tokenizer), self.labels)
+
+    def weight_files(self) -> list[Path]:
+        return weight_files_in(self.cfg.path) + weight_files_in(self.cfg.tokenizer)
 
     @property
     def fingerprint(self) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import ConfigError, parse_params
 from pipeline.config.distill import FeaturizerConfig
-from pipeline.students import StudentConfigError, build_student, registered_students
+from pipeline.students import STUDENTS, StudentConfigError, build_student
 from pipeline.students.featurize import Featurizer, spec_from_config
 
 pytestmark = pytest.mark.unit
@@ -57,7 +57,7 @@ def test_featurization_does_not_depend_on_batch_composition():
 def test_registry_builds_both_students_and_rejects_bad_kwargs():
     import torch
 
-    assert {"hashed-ngram-bag", "wordpiece-cnn"} <= set(registered_students())
+    assert {"hashed-ngram-bag", "wordpiece-cnn"} <= set(STUDENTS.names())
     bag_spec = spec_from_config(FeaturizerConfig(buckets=512))
     seq_spec = spec_from_config(FeaturizerConfig(ngrams=[1]))
     for name, spec, kwargs in (("hashed-ngram-bag", bag_spec, {"dim": 8}),
@@ -84,9 +84,9 @@ def test_cnn_embedding_starts_from_teacher_projection():
 
 
 def test_unknown_student_and_loss_names_fail_at_config_load():
-    with pytest.raises(ConfigError, match="unknown student 'bert'"):
+    with pytest.raises(ConfigError, match="unknown distill.student.name 'bert'; known: hashed-ngram-bag"):
         parse_params({"ingest": {}, "distill": {"student": {"name": "bert"}}})
-    with pytest.raises(ConfigError, match="unknown loss"):
+    with pytest.raises(ConfigError, match="unknown distill.losses entry .mse.; known: ce, kd"):
         parse_params({"ingest": {}, "distill": {"losses": {"mse": {"weight": 1.0}}}})
 
 

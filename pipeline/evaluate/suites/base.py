@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.config.evaluate import EvaluateConfig
 from pipeline.errors import DistillError
 from pipeline.evaluate.predictors import Predictor
-from pipeline.named import Registry
+from pipeline.plugins import Plugins
 
 log = logging.getLogger("distill.evaluate")
 
@@ -86,7 +86,7 @@ class EvalContext:
 
 SuiteFn = Callable[[EvalContext], SuiteResult]
 # Suites by the name params.yaml ``evaluate.suites`` uses.
-SUITES: Registry[SuiteFn] = Registry("suite")
+SUITES: Plugins[SuiteFn] = Plugins("evaluate.suites entry")
 suite = SUITES.register
 registered = SUITES.names
 get = SUITES.get
