@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make demo   installs everything into .venv, fetches the default data and runs the pipeline on it
-#   make test   installs everything into .venv and runs the test suite
+#   make test   installs everything into .venv (and the Debian packages the tests drive), runs the suite
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -21,12 +21,16 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 # dvc.yaml stages call `python`: make it the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test install lock clean
+.PHONY: demo test install system-deps lock clean
 demo: install
 	$(BIN)/distill demo
 
-test: install
+test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian packages the tests drive for real (PostgreSQL, promtool, chromium, wrk), when missing.
+system-deps:
+	bash scripts/system-deps.sh
 
 install: $(STAMP)
 

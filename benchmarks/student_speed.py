@@ -9,29 +9,20 @@ single-text latency. Numbers, not assertions: compare runs on the same machine.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import numpy as np
+from pipeline.timing import latency_summary, throughput
 
 BANKING77_TEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77" / "test.csv"
 
 
 def _rate(fn, texts, batch):
-    fn(texts[:batch])
-    t0 = time.perf_counter()
-    for i in range(0, len(texts), batch):
-        fn(texts[i:i + batch])
-    return len(texts) / (time.perf_counter() - t0)
+    return throughput(fn, texts, batch)
 
 
 def _latency(fn, texts, n=300):
-    lat = []
-    for text in texts[:n]:
-        t0 = time.perf_counter()
-        fn([text])
-        lat.append((time.perf_counter() - t0) * 1000)
-    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    lat = latency_summary(fn, texts[:n])
+    return lat["p50_ms"], lat["p99_ms"]
 
 
 def main() -> None:

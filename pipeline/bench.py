@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import DataError
+from pipeline.timing import throughput
 
 log = logging.getLogger("distill.bench")
 
@@ -117,21 +118,11 @@ def gold_only_frame(table, labels_frame, names: list[str]):
         frame[["id", "text", "split", "origin_id", "probs"]], ignore_index=True)
 
 
-def _rate(fn, texts: list[str], batch: int) -> float:
-    fn(texts[:batch])  # warm-up
-    started = time.perf_counter()
-    for i in range(0, len(texts), batch):
-        fn(texts[i:i + batch])
-    return len(texts) / (time.perf_counter() - started)
+def _p50_p99(fn, texts: list[str]) -> dict[str, float]:
+    from pipeline.timing import latency_summary
 
-
-def _latency(fn, texts: list[str]) -> dict[str, float]:
-    lat = []
-    for text in texts:
-        started = time.perf_counter()
-        fn([text])
-        lat.append((time.perf_counter() - started) * 1000)
-    return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+    lat = latency_summary(fn, texts)
+    return {"p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"]}
 
 
 def measure_speed(teacher, student_model, bundle_dir: Path, texts: list[str], threads: Sequence[int],
@@ -161,8 +152,8 @@ def measure_speed(teacher, student_model, bundle_dir: Path, texts: list[str], th
             "student_int8": (lambda b, _b=bundle: _b.predict_proba(b, "int8"), batch),
         }
         for name, (fn, size) in models.items():
-            rate = _rate(fn, texts, size)
-            out.setdefault(name, {})[str(n)] = {"texts_per_s": rate, **_latency(fn, texts[:latency_texts])}
+            rate = throughput(fn, texts, size)
+            out.setdefault(name, {})[str(n)] = {"texts_per_s": rate, **_p50_p99(fn, texts[:latency_texts])}
             log.info("bench: %s, %d thread(s): %.0f texts/s", name, n, rate)
     return out
 

@@ -60,18 +60,12 @@ def parity(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
 
 def measure_speed(bundle, texts: list[str], variant: str, single: int, batch: int) -> dict[str, float]:
     """p50/p99 single-text latency (ms) and throughput (texts/s) at ``batch``, featurization included."""
-    bundle.predict_proba(texts[:batch], variant)  # warm-up
-    lat = []
-    for text in texts[:single]:
-        t0 = time.perf_counter()
-        bundle.predict_proba([text], variant)
-        lat.append((time.perf_counter() - t0) * 1000)
-    t0 = time.perf_counter()
-    for i in range(0, len(texts), batch):
-        bundle.predict_proba(texts[i:i + batch], variant)
-    elapsed = time.perf_counter() - t0
-    return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
-            "texts_per_s": len(texts) / elapsed}
+    from pipeline.timing import latency_summary, throughput
+
+    predict = lambda batch_texts: bundle.predict_proba(batch_texts, variant)  # noqa: E731
+    rate = throughput(predict, texts, batch)  # its warm-up batch also warms the single-text calls
+    lat = latency_summary(predict, texts[:single])
+    return {"p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"], "texts_per_s": rate}
 
 
 def export_bundle(checkpoint: str | Path, out_dir: str | Path, cfg, eval_texts: list[str]) -> dict[str, Any]:

@@ -36,6 +36,22 @@ def prefect_harness(tmp_path_factory):
 PROJECT_FILES = ["pipeline", "flows", "dvc.yaml", "params.yaml", "suites", ".dvcignore", "pyproject.toml", "feedback"]
 
 
+def project_files() -> list[str]:
+    """The files of :data:`PROJECT_FILES` that git tracks (committed or staged), never runtime state a run
+    left in the work tree (feedback parts of a demo, caches, models). A source tree without git: every
+    file but caches."""
+    proc = subprocess.run(["git", "ls-files", "-z", "--cached", "--", *PROJECT_FILES], cwd=ROOT,
+                          capture_output=True, text=True)
+    if proc.returncode == 0 and proc.stdout:
+        return [f for f in proc.stdout.split("\0") if f and (ROOT / f).is_file()]
+    found = []
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        found += [str(p.relative_to(ROOT)) for p in ([src] if src.is_file() else src.rglob("*"))
+                  if p.is_file() and "__pycache__" not in p.parts and not (name == "feedback" and p.suffix != ".md")]
+    return found
+
+
 @pytest.fixture
 def repo_copy(tmp_path):
     """A scratch git+DVC repository holding a copy of the project code, for end-to-end runs.
@@ -44,12 +60,9 @@ def repo_copy(tmp_path):
     """
     dest = tmp_path / "repo"
     dest.mkdir()
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
+    for rel in project_files():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     run = lambda *cmd: subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True, text=True)  # noqa: E731
     run("git", "init", "-q", "-b", "main")

@@ -28,9 +28,16 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-def stage_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+def stage_parser(prog: str, description: str | None, paths: str = "") -> argparse.ArgumentParser:
+    """The stage's parser: ``--params``, ``--set`` and a required path argument per ``--flag=output`` of
+    ``paths`` (space-separated), ``output`` naming the dvc.yaml path it gets there (shown in ``--help``)."""
+    from pipeline import outputs
+
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    for spec in paths.split():
+        flag, output = spec.split("=")
+        parser.add_argument(flag, required=True, metavar="PATH", help=f"dvc.yaml passes {outputs.path(output)}")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a params key, e.g. --set distill.epochs=3 (repeatable)")

@@ -1,4 +1,4 @@
-"""Stage ``distill``: train the student on the teacher's soft labels.
+r"""Stage ``distill``: train the student on the teacher's soft labels.
 
     python -m pipeline.stages.distill --data data/ingested.parquet --labels data/labels.parquet \
         --out models/student --metrics metrics/distill.json --plots plots/distill
@@ -18,12 +18,9 @@ log = logging.getLogger("distill.distill")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = stage_parser("distill distill", __doc__)
-    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
-    parser.add_argument("--labels", required=True, help="teacher soft labels (data/labels.parquet)")
-    parser.add_argument("--out", required=True, help="output folder for checkpoint.pt")
-    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
-    parser.add_argument("--plots", required=True, help="folder for history.csv and confusion.csv")
+    parser = stage_parser("distill distill", __doc__,
+                          "--data=ingested --labels=labels "
+                          "--out=student --metrics=distill_metrics --plots=distill_plots")
 
     def body(args) -> None:
         from pipeline.distill import train_from_frames, write_outputs

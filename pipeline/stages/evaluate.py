@@ -1,4 +1,4 @@
-"""Stage ``evaluate``: score teacher, student fp32 and student int8 on every suite and write the gate.
+r"""Stage ``evaluate``: score teacher, student fp32 and student int8 on every suite and write the gate.
 
     python -m pipeline.stages.evaluate --bundle models/bundle --teacher-dir models/teacher \
         --data data/ingested.parquet --labels data/labels.parquet --suites-root . \
@@ -21,16 +21,11 @@ log = logging.getLogger("distill.evaluate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = stage_parser("distill evaluate", __doc__)
-    parser.add_argument("--bundle", required=True, help="student bundle (models/bundle)")
-    parser.add_argument("--teacher-dir", required=True, help="teacher directory (models/teacher)")
-    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
-    parser.add_argument("--labels", required=True, help="teacher labels (data/labels.parquet)")
+    parser = stage_parser("distill evaluate", __doc__,
+                          "--bundle=bundle --teacher-dir=teacher --data=ingested "
+                          "--labels=labels --gate=gate --report=gate_report --metrics=evaluate_metrics")
     parser.add_argument("--suites-root", default=".",
                         help="folder that evaluate.ood.path and evaluate.user.paths are relative to")
-    parser.add_argument("--gate", required=True, help="gate verdict JSON (reports/gate.json)")
-    parser.add_argument("--report", required=True, help="human gate report (reports/gate.md)")
-    parser.add_argument("--metrics", required=True, help="flat metrics JSON (metrics/evaluate.json)")
     parser.add_argument("--calibration", default=None, help="fitted temperature JSON (models/calibration.json)")
 
     def body(args) -> None:

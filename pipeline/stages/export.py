@@ -1,4 +1,4 @@
-"""Stage ``export``: student checkpoint -> ONNX fp32 + int8 bundle, parity-checked and timed.
+r"""Stage ``export``: student checkpoint -> ONNX fp32 + int8 bundle, parity-checked and timed.
 
     python -m pipeline.stages.export --checkpoint models/student/checkpoint.pt --data data/ingested.parquet \
         --labels data/labels.parquet --out models/bundle --metrics metrics/export.json
@@ -17,12 +17,9 @@ log = logging.getLogger("distill.export")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = stage_parser("distill export", __doc__)
-    parser.add_argument("--checkpoint", required=True, help="student checkpoint (models/student/checkpoint.pt)")
-    parser.add_argument("--data", required=True, help="ingested table: evaluation rows for parity")
-    parser.add_argument("--labels", required=True, help="teacher labels: more evaluation rows")
-    parser.add_argument("--out", required=True, help="bundle folder to write")
-    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    parser = stage_parser("distill export", __doc__,
+                          "--checkpoint=checkpoint --data=ingested "
+                          "--labels=labels --out=bundle --metrics=export_metrics")
 
     def body(args) -> None:
         from pipeline.export import ParityError, evaluation_texts, export_bundle

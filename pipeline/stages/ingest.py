@@ -16,9 +16,7 @@ log = logging.getLogger("distill.ingest")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = stage_parser("distill ingest", __doc__)
-    parser.add_argument("--out", required=True, help="output Parquet table (data/ingested.parquet)")
-    parser.add_argument("--metrics", required=True, help="report JSON (metrics/ingest.json)")
+    parser = stage_parser("distill ingest", __doc__, "--out=ingested --metrics=ingest_metrics")
 
     def body(args) -> None:
         from pipeline.ingest import ingest

@@ -1,4 +1,4 @@
-"""Stage ``label``: soft labels from the teacher for every ingested row, augmented text and feedback text.
+r"""Stage ``label``: soft labels from the teacher for every ingested row, augmented text and feedback text.
 
     python -m pipeline.stages.label --data data/ingested.parquet --teacher-dir models/teacher \
         --out data/labels.parquet --metrics metrics/label.json [--feedback feedback]
@@ -15,11 +15,8 @@ from pipeline.stages import load_stage_params, run_stage, stage_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = stage_parser("distill label", __doc__)
-    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
-    parser.add_argument("--teacher-dir", required=True, help="teacher directory (models/teacher)")
-    parser.add_argument("--out", required=True, help="labels table to write (data/labels.parquet)")
-    parser.add_argument("--metrics", required=True, help="metrics JSON to write (metrics/label.json)")
+    parser = stage_parser("distill label", __doc__,
+                          "--data=ingested --teacher-dir=teacher --out=labels --metrics=label_metrics")
     parser.add_argument("--feedback", default=None,
                         help="folder of monitor feedback parts (feedback/): disagreements join the transfer set")
 

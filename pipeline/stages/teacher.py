@@ -13,9 +13,7 @@ from pipeline.stages import load_stage_params, run_stage, stage_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = stage_parser("distill teacher", __doc__)
-    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
-    parser.add_argument("--out", required=True, help="teacher directory to write (models/teacher)")
+    parser = stage_parser("distill teacher", __doc__, "--data=ingested --out=teacher")
 
     def body(args) -> None:
         from pipeline.outputs import read_ingested

@@ -13,10 +13,8 @@ from pipeline.stages import load_stage_params, run_stage, stage_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = stage_parser("distill validate", __doc__)
-    parser.add_argument("--data", required=True, help="ingested table (data/ingested.parquet)")
-    parser.add_argument("--report", required=True, help="full validation result JSON (reports/validation.json)")
-    parser.add_argument("--metrics", required=True, help="per-expectation metrics JSON (metrics/validate.json)")
+    parser = stage_parser("distill validate", __doc__,
+                          "--data=ingested --report=validation_report --metrics=validate_metrics")
 
     def body(args) -> None:
         from pipeline.errors import ValidationFailed

@@ -6,23 +6,16 @@ test texts after ``warmup_runs`` calls, wall-clock with ``time.perf_counter``.
 
 from __future__ import annotations
 
-import time
 
-import numpy as np
 
 from pipeline.evaluate.suites.base import EvalContext, Rule, SuiteResult, suite
 
 
 def p95_latency_ms(model, texts: list[str], runs: int, warmup: int) -> float:
+    from pipeline.timing import latency_summary
+
     picked = [texts[i % len(texts)] for i in range(runs)]
-    for text in picked[:warmup]:
-        model.predict_proba([text])
-    times = []
-    for text in picked:
-        started = time.perf_counter()
-        model.predict_proba([text])
-        times.append((time.perf_counter() - started) * 1000.0)
-    return float(np.percentile(times, 95))
+    return latency_summary(model.predict_proba, picked, warmup)["p95_ms"]
 
 
 @suite("budgets")

@@ -1,4 +1,4 @@
-"""The retrain Prefect flow on a small sample of the default data, in a scratch copy of the repository.
+"""The retrain Prefect flow on the default data and params, in a scratch copy of the repository.
 
 Every DVC stage runs as a task (ingest ... export) on a test Prefect server; a second flow run finds
 nothing changed and DVC skips every stage. Outputs land at the paths dvc.yaml names and are pushed
@@ -16,13 +16,14 @@ import yaml
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def small_params(repo: Path, npm_cache: Path) -> None:
+def default_params(repo: Path, npm_cache: Path, label_cache: Path) -> None:
+    """The project's params.yaml unchanged but for where the npm tarball and the label cache live.
+
+    The default data and settings run in full (the gate's floors are set for them, not for a sample).
+    Both caches live in pytest's cache folder: a second run on the same machine asks the teacher nothing."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["ingest"]["spamassassin"].update({"cache_dir": str(npm_cache), "per_group": 24})
-    params["ingest"]["labeled_fraction"] = 0.3
-    params["label"]["cache_dir"] = str(repo / ".cache" / "labels")
-    params["distill"].update({"epochs": 3, "patience": 2})
-    params["export"]["min_label_agreement"] = 0.9  # a 3-epoch student on ~80 texts: int8 may flip a near tie
+    params["ingest"]["spamassassin"]["cache_dir"] = str(npm_cache)
+    params["label"]["cache_dir"] = str(label_cache)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -30,7 +31,7 @@ def test_retrain_flow_runs_every_stage_then_skips_them(repo_copy: Path, request,
     from flows.retrain import retrain
     from pipeline import dvcops
 
-    small_params(repo_copy, request.config.cache.mkdir("spamassassin-npm"))
+    default_params(repo_copy, request.config.cache.mkdir("spamassassin-npm"), request.config.cache.mkdir("labels-default"))
     stages = dvcops.stage_order(repo_copy)
     assert stages[:2] == ["ingest", "validate"] and {"teacher", "label", "distill", "export"} <= set(stages)
 
@@ -43,27 +44,26 @@ def test_retrain_flow_runs_every_stage_then_skips_them(repo_copy: Path, request,
         assert (repo_copy / name).exists(), name
     assert json.loads((repo_copy / "metrics/validate.json").read_text())["success"] is True
     assert (repo_copy / "dvc.lock").exists()
-    # The gate ran and the bundle was registered in the project's own registry, as candidate or rejected.
+    # The default config passes its own gate, and the bundle becomes the candidate in the project's registry.
     gate = json.loads((repo_copy / "reports/gate.json").read_text())
-    assert first["gate_passed"] is gate["passed"]
+    assert gate["passed"] is True, f"the default config failed its own gate: {gate['failing']}"
+    assert first["gate_passed"] is True
     from pipeline.config.registry import RegistryConfig
     from pipeline.registry import open_registry
 
     with open_registry(RegistryConfig(), root=repo_copy) as registry:
         version = registry.get_version(first["registered"])
-        assert version.gate_passed is gate["passed"] and version.rejected is (not gate["passed"])
-        candidate = registry.get_alias("candidate").version
-        assert (candidate is not None and candidate.id == version.id) is gate["passed"]
+        assert version.gate_passed is True and not version.rejected
+        assert registry.get_alias("candidate").version.id == version.id
 
     second = retrain(root=str(repo_copy), push=False)
     assert not any(r["ran"] for r in second["stages"]), second["stages"]
     assert second["registered"] == first["registered"], "an unchanged bundle is not registered again"
 
-    # A deliberately starved student (every feature in one hash bucket, one epoch) fails the gate with
-    # the failing suites named, is registered as rejected, and never becomes the candidate.
+    # A deliberately untrained student (one epoch at a learning rate that moves no weight) fails the gate
+    # with the failing suites named, is registered as rejected, and never becomes the candidate.
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
-    params["distill"]["featurizer"].update({"buckets": 1, "char_ngrams": []})
-    params["distill"].update({"epochs": 1, "patience": 1})
+    params["distill"].update({"epochs": 1, "patience": 1, "lr": 1e-9})
     params["export"]["min_label_agreement"] = 0.0  # a constant model: parity is not what this run tests
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     starved = retrain(root=str(repo_copy), push=False)

@@ -1,6 +1,7 @@
 """params.yaml is loaded into typed, frozen sections; errors name the key."""
 
 import pytest
+from pydantic import ValidationError
 
 from pipeline.config import ConfigError, load_params, parse_overrides, parse_params
 
@@ -46,8 +47,9 @@ def test_missing_required_value():
 
 def test_sections_are_frozen():
     params = parse_params({"ingest": {}})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen_instance|Instance is frozen"):
         params.ingest.test_fraction = 0.5  # type: ignore[misc]
+    assert params.ingest.test_fraction == parse_params({"ingest": {}}).ingest.test_fraction
 
 
 def test_overrides_apply_dotted_keys(tmp_path):
