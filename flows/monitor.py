@@ -9,6 +9,7 @@ and (inside run_monitor) the ``distill.monitor.drift`` event that triggers the r
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -16,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 
 
 @task(name="monitor-run", retries=1, retry_delay_seconds=30)
-def monitor_once(root: str, bundle: str | None, data: str | None, teacher_dir: str | None, log_url: str | None) -> dict:
+def monitor_once(root: str, bundle: str | None, data: str | None, teacher_dir: str | None, log_url: str | None):
     from pipeline.config import load_params
     from pipeline.monitor import run_monitor
 
@@ -33,13 +34,13 @@ def monitor(root: str = ".", bundle: str | None = None, data: str | None = None,
 
     ``bundle``, ``data`` and ``teacher_dir`` default to the stage outputs under ``root`` (dvc.yaml's paths)."""
     summary = monitor_once(root, bundle, data, teacher_dir, log_url)
-    get_run_logger().info("monitor: %s (%s rows)", summary["verdict"]["status"], summary["rows"])
+    get_run_logger().info("monitor: %s (%s rows)", summary.status, summary.rows)
     create_markdown_artifact(key="monitor-summary", description="Latest monitor run", markdown="\n".join([
-        f"# Monitor: {summary['verdict']['status']}", "",
-        f"rows {summary['rows']}, drift share {summary['drift']['drift_share']}, teacher agreement "
-        f"{summary['teacher']['agreement']} on {summary['teacher']['rows']} rows", "",
-        "```json", json.dumps(summary["verdict"], indent=2, default=str)[:4000], "```"]))
-    return summary
+        f"# Monitor: {summary.status}", "",
+        f"rows {summary.rows}, drift share {summary.drift['drift_share']}, teacher agreement "
+        f"{summary.teacher['agreement']} on {summary.teacher['rows']} rows", "",
+        "```json", json.dumps(asdict(summary.verdict), indent=2, default=str)[:4000], "```"]))
+    return summary.to_dict()
 
 
 if __name__ == "__main__":

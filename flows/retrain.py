@@ -79,7 +79,7 @@ def publish_gate(root: str) -> bool | None:
         return None
     create_markdown_artifact(key="gate-report", markdown=report.read_text(encoding="utf-8"),
                              description="Evaluation gate: verdict and per-suite numbers")
-    return read_gate(outputs.path("gate", root))["passed"]
+    return read_gate(outputs.path("gate", root)).passed
 
 
 @task(name="register-from-gate")

@@ -18,9 +18,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=N
 
 # stage name -> one-line help; each runs pipeline/stages/<name>.py's main(argv), as dvc.yaml does.
 STAGES: dict[str, str] = {
-    "ingest": "Read the configured source into data/ingested.parquet.",
+    "ingest": "Read the configured source into the ingested table.",
     "validate": "Run the Great Expectations suite on the ingested table.",
-    "teacher": "Fit or check the configured teacher into models/teacher.",
+    "teacher": "Fit or check the configured teacher into its directory.",
     "label": "Soft-label every ingested (and augmented) text with the cached teacher.",
     "distill": "Distill the student from the teacher's soft labels.",
     "export": "Export the student to an ONNX fp32 + int8 bundle and check parity.",

@@ -92,8 +92,8 @@ def summary(root: Path, params, retrain: dict, canary: dict | None, monitor: dic
                      f"{monitor.get('drift', {}).get('drift_share')}, teacher agreement "
                      f"{monitor.get('teacher', {}).get('agreement')} on {monitor.get('teacher', {}).get('rows')} texts")
     lines += ["", "where to look:",
-              "  reports/gate.md                 the gate report (every suite, every check)",
-              "  reports/monitor.json            the latest monitor verdict",
+              f"  {outputs.path('gate_report')!s:<31} the gate report (every suite, every check)",
+              f"  {params.monitor.report_path:<31} the latest monitor verdict",
               f"  {params.monitor.workspace:<31} Evidently workspace: evidently ui --workspace {params.monitor.workspace}",
               "  distill registry history        every release decision with its numbers",
               "  prefect server start            the Prefect UI with these flow runs (PREFECT_HOME=.prefect)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from pipeline import outputs
 from pipeline.config.base import Section
 
 
@@ -40,8 +41,8 @@ class CanaryConfig(Section):
     min_teacher_agreement: float = Field(default=0.8, ge=0, le=1)
     # Canary-routed texts per step sent to the teacher (through the label cache); 0 skips the check.
     teacher_sample: int = Field(default=50, ge=0)
-    # Where the teacher's fitted state lives (stage teacher's output).
-    teacher_dir: str = "models/teacher"
+    # Where the teacher's fitted state lives (default: the teacher stage's output, as dvc.yaml names it).
+    teacher_dir: str = Field(default_factory=lambda: str(outputs.path("teacher")))
 
     @field_validator("steps")
     @classmethod

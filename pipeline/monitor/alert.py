@@ -11,6 +11,8 @@ import logging
 import time
 from typing import Any
 
+from pipeline.monitor.summary import MonitorSummary
+
 log = logging.getLogger("distill.monitor")
 
 
@@ -18,18 +20,18 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def alert_payload(summary: dict[str, Any], report_path: str, dashboard_url: str | None = None) -> dict[str, Any]:
+def alert_payload(summary: MonitorSummary, report_path: str, dashboard_url: str | None = None) -> dict[str, Any]:
     """The webhook body: headline in ``text``, the numbers and the report location in ``blocks``."""
-    breaches = summary["verdict"]["breaches"]
+    breaches = summary.verdict.breaches
     checks = ", ".join(b["check"] for b in breaches)
-    drift, teacher = summary["drift"], summary["teacher"]
+    drift, teacher = summary.drift, summary.teacher
     text = (f":rotating_light: distill monitor: {len(breaches)} threshold breach(es) ({checks}) in "
-            f"{summary['rows']} predictions of model {summary.get('model_versions') or '?'}")
+            f"{summary.rows} predictions of model {summary.model_versions or '?'}")
     lines = [f"• *{b['check']}*: {_fmt(b['value'])} (limit {_fmt(b['limit'])})"
              + (f" columns {', '.join(b['columns'])}" if b.get("columns") else "") for b in breaches]
-    numbers = (f"rows {summary['rows']} · drift share {_fmt(drift['drift_share'])} · teacher agreement "
+    numbers = (f"rows {summary.rows} · drift share {_fmt(drift['drift_share'])} · teacher agreement "
                f"{_fmt(teacher['agreement'])} on {teacher['rows']} rows · mean confidence "
-               f"{_fmt(drift.get('mean_confidence'))} · disagreements to feedback {summary['feedback']['rows']}")
+               f"{_fmt(drift.get('mean_confidence'))} · disagreements to feedback {summary.feedback['rows']}")
     where = f"Report: `{report_path}`" + (f" · Dashboard: <{dashboard_url}>" if dashboard_url else "")
     return {
         "text": text,
@@ -64,17 +66,17 @@ def send_webhook(url: str, payload: dict[str, Any], retries: int, backoff_s: flo
     return {"sent": False, "attempts": attempts, "error": last}
 
 
-def emit_breach_event(event: str, summary: dict[str, Any]) -> str | None:
+def emit_breach_event(event: str, summary: MonitorSummary) -> str | None:
     """Emit the Prefect event the retrain trigger listens for; returns its id (None if Prefect is unavailable)."""
     try:
         from prefect.events import emit_event
     except ImportError:  # pragma: no cover - prefect is a dependency
         return None
     payload = {
-        "rows": summary["rows"], "drift_share": summary["drift"]["drift_share"],
-        "agreement": summary["teacher"]["agreement"], "teacher_rows": summary["teacher"]["rows"],
-        "breaches": [{"check": b["check"], "value": b["value"], "limit": b["limit"]} for b in summary["verdict"]["breaches"]],
-        "report": summary["report_path"], "feedback_rows": summary["feedback"]["rows"],
+        "rows": summary.rows, "drift_share": summary.drift["drift_share"],
+        "agreement": summary.teacher["agreement"], "teacher_rows": summary.teacher["rows"],
+        "breaches": [{"check": b["check"], "value": b["value"], "limit": b["limit"]} for b in summary.verdict.breaches],
+        "report": summary.report_path, "feedback_rows": summary.feedback["rows"],
     }
     ev = emit_event(event=event, resource={"prefect.resource.id": "distill.monitor", "prefect.resource.name": "monitor"},
                     payload=payload)

@@ -14,21 +14,21 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pipeline.io import write_json
+from pipeline.monitor.summary import MonitorSummary
 
 log = logging.getLogger("distill.monitor")
 
 
 @dataclass
 class MonitorResult:
-    summary: dict[str, Any]
+    summary: MonitorSummary
     alerted: bool
 
     @property
     def status(self) -> str:
-        return self.summary["verdict"]["status"]
+        return self.summary.status
 
 
 def current_frame(window, vocab):
@@ -65,16 +65,13 @@ def run_monitor(params, *, bundle_dir: str | Path | None = None, ingested_path: 
     since, until = win.window_bounds(cfg.window_minutes, at(cfg.state_path), now)
     rows, without_text = win.read_window(log_url, since, until, cfg.max_rows)
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(until))
-    summary: dict[str, Any] = {
-        "run_id": run_id, "window": {"since": since, "until": until}, "rows": len(rows),
-        "rows_without_text": without_text, "model_versions": sorted(rows["model_version"].unique().tolist()),
-        "report_path": str(at(cfg.report_path)), "snapshots": [], "alert": None, "event_id": None,
-        "drift": {"drift_share": None, "columns": {}}, "teacher": {"rows": 0, "agreement": None},
-        "feedback": {"rows": 0, "path": None, "dvc": False},
-    }
+    summary = MonitorSummary(run_id=run_id, window={"since": since, "until": until}, rows=len(rows),
+                             rows_without_text=without_text,
+                             model_versions=sorted(rows["model_version"].unique().tolist()),
+                             report_path=str(at(cfg.report_path)))
     if len(rows) < cfg.thresholds.min_rows:
-        summary["verdict"] = verdict.judge(summary, cfg.thresholds)
-        log.warning("monitor: %s", summary["verdict"]["note"])
+        summary.verdict = verdict.judge(summary, cfg.thresholds)
+        log.warning("monitor: %s", summary.verdict.note)
         return _finish(summary, cfg, at, started, until, alerted=False)
 
     ref_frame, vocab = reference or load_reference(at(ingested_path), at(bundle_dir), cfg.reference_splits,
@@ -90,54 +87,54 @@ def run_monitor(params, *, bundle_dir: str | Path | None = None, ingested_path: 
     keys = rows["text"].astype(str).map(text_key)
     labeled = rows.assign(teacher_label=keys.map(sample.labels))
     labeled = labeled[labeled["teacher_label"].notna()].drop_duplicates("text")
-    summary["teacher"] = {"rows": len(labeled), "agreement": None, "cached": sample.cached, "sent": sample.sent,
+    summary.teacher = {"rows": len(labeled), "agreement": None, "cached": sample.cached, "sent": sample.sent,
                           "calls": sample.calls, "failed": sample.failed,
                           "skipped_for_budget": sample.skipped_for_budget, "fingerprint": sample.fingerprint}
 
     stamp = reports.now_utc() if now is None else reports.datetime.fromtimestamp(until, reports.timezone.utc)
     meta = {"run_id": run_id, "rows": str(len(rows))}
     drift_snap = reports.drift_snapshot(current, ref_frame, stamp, meta)
-    summary["drift"] = reports.drift_numbers(drift_snap)
+    summary.drift = reports.drift_numbers(drift_snap)
     snaps = [drift_snap]
     if len(labeled) >= cfg.thresholds.min_teacher_rows:
         quality_snap = reports.quality_snapshot(labeled, stamp, meta, list(teacher.labels))
-        summary["teacher"].update(reports.quality_numbers(quality_snap))
+        summary.teacher.update(reports.quality_numbers(quality_snap))
         snaps.append(quality_snap)
     elif len(labeled):
-        summary["teacher"]["agreement"] = float((labeled["label"] == labeled["teacher_label"]).mean())
+        summary.teacher["agreement"] = float((labeled["label"] == labeled["teacher_label"]).mean())
 
     ws, project = reports.open_project(at(cfg.workspace), cfg.project)
-    summary["snapshots"] = reports.save_snapshots(ws, project, snaps)
-    summary["workspace"] = {"path": str(at(cfg.workspace)), "project_id": str(project.id)}
+    summary.snapshots = reports.save_snapshots(ws, project, snaps)
+    summary.workspace = {"path": str(at(cfg.workspace)), "project_id": str(project.id)}
     html = at(cfg.report_path).with_suffix(".html")
     html.parent.mkdir(parents=True, exist_ok=True)
     drift_snap.save_html(str(html))
-    summary["report_html"] = str(html)
+    summary.report_html = str(html)
 
-    summary["feedback"] = feedback.write_part(feedback.disagreements(labeled, cfg.max_feedback_rows),
+    summary.feedback = feedback.write_part(feedback.disagreements(labeled, cfg.max_feedback_rows),
                                               at(cfg.feedback_dir), run_id, root)
-    summary["verdict"] = verdict.judge(summary, cfg.thresholds)
-    alerted = summary["verdict"]["status"] == "breach"
+    summary.verdict = verdict.judge(summary, cfg.thresholds)
+    alerted = summary.status == "breach"
     if alerted:
         url = os.environ.get(cfg.webhook_url_env)
-        payload = alert.alert_payload(summary, summary["report_path"], cfg.dashboard_url)
-        summary["alert"] = (alert.send_webhook(url, payload, cfg.webhook_retries, cfg.webhook_backoff_s,
+        payload = alert.alert_payload(summary, summary.report_path, cfg.dashboard_url)
+        summary.alert = (alert.send_webhook(url, payload, cfg.webhook_retries, cfg.webhook_backoff_s,
                                                cfg.webhook_timeout_s) if url else
                             {"sent": False, "error": f"{cfg.webhook_url_env} is not set"})
         if not url:
             log.warning("monitor: breach but no webhook URL in $%s", cfg.webhook_url_env)
         if emit:
-            summary["event_id"] = alert.emit_breach_event(cfg.event, summary)
+            summary.event_id = alert.emit_breach_event(cfg.event, summary)
     return _finish(summary, cfg, at, started, until, alerted)
 
 
 def _finish(summary, cfg, at, started, until, alerted) -> MonitorResult:
     from pipeline.monitor.window import remember_window
 
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    write_json(at(cfg.report_path), summary)
+    summary.seconds = round(time.perf_counter() - started, 2)
+    write_json(at(cfg.report_path), summary.to_dict())
     remember_window(at(cfg.state_path), until)
     log.info("monitor %s: %s, %d rows, drift share %s, agreement %s on %d rows, %d disagreements -> feedback",
-             summary["run_id"], summary["verdict"]["status"], summary["rows"], summary["drift"]["drift_share"],
-             summary["teacher"]["agreement"], summary["teacher"]["rows"], summary["feedback"]["rows"])
+             summary.run_id, summary.status, summary.rows, summary.drift["drift_share"],
+             summary.teacher["agreement"], summary.teacher["rows"], summary.feedback["rows"])
     return MonitorResult(summary, alerted)

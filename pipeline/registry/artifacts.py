@@ -21,7 +21,7 @@ def bundle_digest(bundle_dir: str | Path) -> str:
     if not root.is_dir():
         raise BundleError(f"{root}: bundle directory not found; run the export stage (dvc repro export) first")
     if not (root / "bundle.json").is_file():
-        raise BundleError(f"{root}: no bundle.json; is this the export stage's output (models/bundle/)?")
+        raise BundleError(f"{root}: no bundle.json; is this the export stage's bundle folder?")
     outer = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         inner = hashlib.sha256()

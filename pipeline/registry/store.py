@@ -506,7 +506,7 @@ def _load_gate(report: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     else:
         data = dict(report)
     if not isinstance(data, dict) or not isinstance(data.get("passed"), bool):
-        raise BundleError("gate report has no boolean 'passed' verdict; is it the evaluate stage's reports/gate.json?")
+        raise BundleError("gate report has no boolean 'passed' verdict; is it the evaluate stage's gate JSON?")
     return data
 
 

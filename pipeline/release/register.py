@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,25 @@ class ReleaseError(DistillError):
     """The gate report or the bundle needed for registration is missing, unreadable or not each other's."""
 
 
-def read_gate(path: str | Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GateReport:
+    """What registration reads of ``reports/gate.json`` (the whole file stays in ``raw``)."""
+
+    passed: bool
+    failing: list[str]  # one readable line per failing check
+    bundle_digest: str | None  # the model files the gate judged
+    raw: dict[str, Any]
+    path: str
+
+
+def read_gate(path: str | Path) -> GateReport:
     path = Path(path)
     if not path.is_file():
         raise ReleaseError(f"{path}: gate report not found; run the evaluate stage first")
     gate = read_json(path)
     if not isinstance(gate, dict) or not isinstance(gate.get("passed"), bool):
         raise ReleaseError(f"{path}: not a gate report (no boolean 'passed')")
-    return gate
+    return GateReport(gate["passed"], list(gate.get("failing") or []), gate.get("bundle_digest"), gate, str(path))
 
 
 def bundle_model_digest(bundle_dir: str | Path) -> str:
@@ -50,15 +62,15 @@ def bundle_model_digest(bundle_dir: str | Path) -> str:
     return str(digest)
 
 
-def check_gate_binding(gate: dict[str, Any], bundle_dir: str | Path, gate_path: str | Path = "gate report") -> None:
+def check_gate_binding(gate: GateReport, bundle_dir: str | Path) -> None:
     """Raise ReleaseError unless the gate report was written for this bundle."""
-    judged = gate.get("bundle_digest")
+    judged = gate.bundle_digest
     if not judged:
-        raise ReleaseError(f"{gate_path}: names no bundle_digest, so it cannot be matched to {bundle_dir}; "
+        raise ReleaseError(f"{gate.path}: names no bundle_digest, so it cannot be matched to {bundle_dir}; "
                            "re-run the evaluate stage (dvc repro evaluate)")
     actual = bundle_model_digest(bundle_dir)
     if judged != actual:
-        raise ReleaseError(f"{gate_path} judged bundle {judged[:12]}, but {bundle_dir} is bundle {actual[:12]}: "
+        raise ReleaseError(f"{gate.path} judged bundle {judged[:12]}, but {bundle_dir} is bundle {actual[:12]}: "
                            "the report belongs to another bundle; re-run the evaluate stage on this one")
 
 
@@ -88,7 +100,7 @@ def register_from_gate(params, bundle_dir: str | Path, gate_path: str | Path,
     (default: the evaluate stage's metrics file) are recorded with the version.
     """
     gate = read_gate(gate_path)
-    check_gate_binding(gate, bundle_dir, gate_path)
+    check_gate_binding(gate, bundle_dir)
     if metrics is None:
         metrics_path = outputs.path("evaluate_metrics", repo_dir)
         metrics = read_json(metrics_path) if metrics_path.is_file() else {}
@@ -107,7 +119,7 @@ def register_from_gate(params, bundle_dir: str | Path, gate_path: str | Path,
             for version in registry.list_versions():
                 if version.bundle_digest != digest:
                     continue
-                if version.rejected and gate["passed"]:
+                if version.rejected and gate.passed:
                     if not force_reason:
                         raise ReleaseError(
                             f"this bundle is already registered as {version.id}, which the gate rejected "
@@ -115,8 +127,8 @@ def register_from_gate(params, bundle_dir: str | Path, gate_path: str | Path,
                             "To override the gate, register it with a reason (--force-reason \"...\")")
                     return registry.reinstate(version.id, actor=actor, reason=force_reason)
                 return version
-            return registry.register(staged, gate, metrics, params, actor=actor, reason=reason,
-                                     repo_dir=repo_dir, set_candidate=gate["passed"])
+            return registry.register(staged, gate.raw, metrics, params, actor=actor, reason=reason,
+                                     repo_dir=repo_dir, set_candidate=gate.passed)
     finally:
         if owns:
             registry.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from pipeline import outputs
 from pipeline.stages import load_stage_params, run_stage, stage_parser
 
 log = logging.getLogger("distill.evaluate")
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "--labels=labels --gate=gate --report=gate_report --metrics=evaluate_metrics")
     parser.add_argument("--suites-root", default=".",
                         help="folder that evaluate.ood.path and evaluate.user.paths are relative to")
-    parser.add_argument("--calibration", default=None, help="fitted temperature JSON (models/calibration.json)")
+    parser.add_argument("--calibration", default=None, help=f"fitted temperature JSON (dvc.yaml passes {outputs.path('calibration')})")
 
     def body(args) -> None:
         from pipeline.evaluate.evaluation import evaluate_stage, write_outputs

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         result = run_monitor(load_stage_params(args), bundle_dir=args.bundle, ingested_path=args.data,
                              teacher_dir=args.teacher_dir, log_url=args.log_url)
-        print(f"monitor: {result.status}; report {result.summary['report_path']}")
+        print(f"monitor: {result.status}; report {result.summary.report_path}")
 
     return run_stage("monitor", body, parser, argv)
 

@@ -78,7 +78,7 @@ def test_in_domain_is_quiet_shifted_traffic_alerts_once_and_feeds_back(banking_w
         # in-domain: held-out texts of the student's own intents
         predlog.insert_rows(engine, tbl, log_rows(bundle, banking_world["traffic"], ts=1_000.0))
         quiet = run_monitor(params, now=2_000.0, **kw)
-        s = quiet.summary
+        s = quiet.summary.to_dict()
         assert quiet.status == "ok", s["verdict"]
         assert not quiet.alerted and hook.bodies == []
         assert s["rows"] == len(banking_world["traffic"])
@@ -88,7 +88,7 @@ def test_in_domain_is_quiet_shifted_traffic_alerts_once_and_feeds_back(banking_w
         # shifted: other intents the student never saw, twice the volume of one label's worth
         predlog.insert_rows(engine, tbl, log_rows(bundle, banking_world["shifted"], ts=2_500.0))
         loud = run_monitor(params, now=3_000.0, **kw)
-    s = loud.summary
+    s = loud.summary.to_dict()
     assert loud.status == "breach" and loud.alerted
     assert s["rows"] == len(banking_world["shifted"])  # only the new window
     checks = {b["check"] for b in s["verdict"]["breaches"]}
@@ -107,7 +107,7 @@ def test_in_domain_is_quiet_shifted_traffic_alerts_once_and_feeds_back(banking_w
 
     # teacher budget and cache: every distinct text paid once over both runs
     sent = calls.read_text().split()
-    assert len(sent) == len(set(sent)) == s["teacher"]["sent"] + quiet.summary["teacher"]["sent"]
+    assert len(sent) == len(set(sent)) == s["teacher"]["sent"] + quiet.summary.teacher["sent"]
     assert s["teacher"]["sent"] <= params.monitor.teacher_budget
 
     # Evidently workspace: 2 snapshots per run, dashboard with the panels

@@ -61,3 +61,20 @@ def test_errors_are_messages_with_exit_code_1(cli):
     assert unknown.exit_code == 1 and "unknown version 'v9': versions are v1..v3" in unknown.output
     nothing = cli("rollback", "canary", "--reason", "x")
     assert nothing.exit_code == 1 and "no earlier version to roll back to" in nothing.output
+
+
+def test_register_checks_that_the_gate_report_is_this_bundles(cli, tmp_path, make_bundle):
+    bundle = make_bundle("d")
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    (bundle / "bundle.json").write_text(json.dumps({**manifest, "digest": "d" * 64}))
+    other = tmp_path / "other-gate.json"
+    other.write_text(json.dumps({**PASSED_GATE, "bundle_digest": "e" * 64}))
+    refused = cli("register", str(bundle), "--gate", str(other), "--reason", "manual")
+    assert refused.exit_code == 1 and "belongs to another bundle" in refused.output
+    assert len(json.loads(cli("list", "--json").output)["versions"]) == 3  # nothing registered
+
+    own = tmp_path / "gate.json"
+    own.write_text(json.dumps({**PASSED_GATE, "bundle_digest": "d" * 64}))
+    done = cli("register", str(bundle), "--gate", str(own), "--reason", "manual", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["id"] == "v4"
