@@ -28,7 +28,7 @@ def plan(root: str) -> list[str]:
 
 
 @task
-def run_stage(name: str, root: str) -> dict:
+def dvc_stage(name: str, root: str) -> dict:
     logger = get_run_logger()
     result = dvcops.repro_stage(name, root, on_line=logger.info)
     return {"stage": result.stage, "ran": result.ran, "seconds": result.seconds}
@@ -60,7 +60,7 @@ def retrain(root: str = ".", push: bool = True) -> dict:
     load_params(Path(root) / "params.yaml")  # fail fast, naming the key, before any stage runs
     runs = []
     for name in plan(root):
-        runs.append(run_stage.with_options(name=f"dvc:{name}", retries=STAGE_RETRIES.get(name, 0))(name, root))
+        runs.append(dvc_stage.with_options(name=f"dvc:{name}", retries=STAGE_RETRIES.get(name, 0))(name, root))
     pushed = push_outputs(root) if push and dvcops.has_remote(root) else None
     create_markdown_artifact(key="retrain-summary", markdown=summarize(root, runs, pushed),
                              description="Stages run by the retrain flow and their metrics")

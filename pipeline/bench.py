@@ -114,8 +114,10 @@ def gold_only_frame(table, labels_frame, names: list[str]):
     eye = np.eye(len(names), dtype=np.float32)
     frame = labels_frame[labels_frame["split"] == "test"].copy()
     gold = labeled.assign(origin_id=None, probs=[eye[index[str(y)]] for y in labeled["label"]])
-    return gold[["id", "text", "split", "origin_id", "probs"]]._append(
-        frame[["id", "text", "split", "origin_id", "probs"]], ignore_index=True)
+    import pandas as pd
+
+    columns = ["id", "text", "split", "origin_id", "probs"]
+    return pd.concat([gold[columns], frame[columns]], ignore_index=True)
 
 
 def _p50_p99(fn, texts: list[str]) -> dict[str, float]:
@@ -206,11 +208,13 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
     if not known.any():
         raise DataError("bench: the test split has no gold labels to score against")
     texts = test["text"].astype(str).tolist()
-    teacher_pred = np.asarray(test["probs"].tolist()).argmax(axis=1)
+    from pipeline.evaluate import metrics as m  # the gate's own definitions
+
+    teacher_probs = np.asarray(test["probs"].tolist())
     bundle = load_bundle(workdir / "bundle", threads=max(threads))
-    int8_pred = bundle.predict_proba(texts, "int8").argmax(axis=1)
-    teacher_acc = float((teacher_pred[known] == y[known]).mean())
-    int8_acc = float((int8_pred[known] == y[known]).mean())
+    int8_probs = bundle.predict_proba(texts, "int8")
+    teacher_acc = m.accuracy(teacher_probs[known], y[known])
+    int8_acc = m.accuracy(int8_probs[known], y[known])
     quality = {
         "test_rows": int(known.sum()),
         "teacher_accuracy": teacher_acc,
@@ -218,7 +222,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
         "student_int8_accuracy": int8_acc,
         "gold_only_accuracy": gold.metrics["test_accuracy"],
         "retention": int8_acc / teacher_acc if teacher_acc > 0 else None,
-        "agreement_with_teacher": float((int8_pred == teacher_pred).mean()),
+        "agreement_with_teacher": m.agreement(int8_probs, teacher_probs),
         "gain_over_gold_only": int8_acc - gold.metrics["test_accuracy"],
     }
 

@@ -58,7 +58,7 @@ def parity(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
             "max_prob_diff": float(np.abs(reference - other).max())}
 
 
-def measure_speed(bundle, texts: list[str], variant: str, single: int, batch: int) -> dict[str, float]:
+def bundle_speed(bundle, texts: list[str], variant: str, single: int, batch: int) -> dict[str, float]:
     """p50/p99 single-text latency (ms) and throughput (texts/s) at ``batch``, featurization included."""
     from pipeline.timing import latency_summary, throughput
 
@@ -124,7 +124,7 @@ def export_bundle(checkpoint: str | Path, out_dir: str | Path, cfg, eval_texts: 
     metrics["size_ratio_int8"] = metrics["files_bytes"]["int8"] / metrics["files_bytes"]["fp32"]
     speed_texts = (eval_texts * (1 + 2000 // len(eval_texts)))[:max(2000, cfg.latency_texts)]
     for variant in ("fp32", "int8"):
-        metrics[f"speed_{variant}"] = measure_speed(bundle, speed_texts, variant, cfg.latency_texts,
+        metrics[f"speed_{variant}"] = bundle_speed(bundle, speed_texts, variant, cfg.latency_texts,
                                                     cfg.throughput_batch)
     metrics["throughput_batch"] = cfg.throughput_batch
     problems = []

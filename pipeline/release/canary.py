@@ -12,7 +12,7 @@ with, is promoted after a smoke check), then for each weight of ``canary.steps``
    log plus canary requests whose model failed (the server answers those with the stable model and
    counts them in ``distill_route_errors_total{route="canary"}``); it stops early when the errors
    alone already prove the error rate too high;
-3. judges the step (:func:`judge`): errors first, then traffic, latency, canary-vs-stable agreement
+3. judges the step (:func:`judge_step`): errors first, then traffic, latency, canary-vs-stable agreement
    and, on a sample, agreement with the teacher through the label cache.
 
 The first failing step rolls back (canary alias cleared, production untouched); a step starved of
@@ -54,7 +54,7 @@ class Start:
 
 
 @dataclass
-class Verdict:
+class StepVerdict:
     weight: float
     decision: str  # pass | fail | hold
     numbers: dict[str, Any]
@@ -72,7 +72,7 @@ class Rollout:
     version: str | None = None
     production: str | None = None
     direct: bool = False
-    steps: list[Verdict] = field(default_factory=list)
+    steps: list[StepVerdict] = field(default_factory=list)
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -271,18 +271,18 @@ def measure_step(engine, tbl, version: str, since: float, before: Counters | Non
     return numbers
 
 
-def judge(weight: float, numbers: dict[str, Any], cfg) -> Verdict:
+def judge_step(weight: float, numbers: dict[str, Any], cfg) -> StepVerdict:
     """fail when the errors prove the canary broken, however little traffic it saw; else hold on too little
     traffic; else pass when every threshold holds and fail on any breach."""
     errors = numbers.get("canary_errors") or 0
     attempts = errors + (numbers.get("canary_requests") or 0)
     if errors and errors_prove_failure(errors, attempts, cfg):
-        return Verdict(weight, "fail", numbers, [
+        return StepVerdict(weight, "fail", numbers, [
             f"error_rate {numbers.get('error_rate')} above canary.max_error_rate = {cfg.max_error_rate}: "
             f"{errors} of {attempts} canary requests failed (certain at confidence {cfg.error_confidence})"])
     seen = numbers.get("canary_rows", 0) + errors
     if seen < cfg.min_requests:
-        return Verdict(weight, "hold", numbers, [
+        return StepVerdict(weight, "hold", numbers, [
             f"only {seen} canary attempts, {cfg.min_requests} needed (canary.min_requests) within "
             f"canary.step_timeout_s"])
     problems = []
@@ -302,10 +302,10 @@ def judge(weight: float, numbers: dict[str, Any], cfg) -> Verdict:
             problems.append(f"{key} {value} above {name} = {limit}")
         elif kind == "min" and value < limit:
             problems.append(f"{key} {value} below {name} = {limit}")
-    return Verdict(weight, "fail" if problems else "pass", numbers, problems)
+    return StepVerdict(weight, "fail" if problems else "pass", numbers, problems)
 
 
-def finish(reg, version: str, verdicts: list[Verdict]) -> str:
+def finish(reg, version: str, verdicts: list[StepVerdict]) -> str:
     """Record the outcome in the registry: promote, roll back or hold. Returns the decision."""
     last = verdicts[-1]
     summary = {"steps": [{"weight": v.weight, "decision": v.decision, **v.numbers} for v in verdicts]}
@@ -326,7 +326,7 @@ def finish(reg, version: str, verdicts: list[Verdict]) -> str:
     return "hold"
 
 
-def run_step(params, version: str, weight: float) -> Verdict:
+def run_step(params, version: str, weight: float) -> StepVerdict:
     """One step: set the weight, wait until it is served, wait for traffic, measure and judge."""
     from pipeline import predlog
     from pipeline.registry import open_registry
@@ -343,13 +343,13 @@ def run_step(params, version: str, weight: float) -> Verdict:
         numbers = measure_step(engine, tbl, version, since, before, after, params)
     finally:
         engine.dispose()
-    verdict = judge(weight, numbers, cfg)
+    verdict = judge_step(weight, numbers, cfg)
     log.info("step %.0f%%: %s after %d canary attempts %s %s", weight * 100, verdict.decision, seen, numbers,
              verdict.problems)
     return verdict
 
 
-def rollout(params, on_step: Callable[[Verdict], None] | None = None) -> Rollout:
+def rollout(params, on_step: Callable[[StepVerdict], None] | None = None) -> Rollout:
     """Walk the registry's candidate through ``canary.steps``; stop at the first step that does not pass."""
     from pipeline.registry import open_registry
 
@@ -362,7 +362,7 @@ def rollout(params, on_step: Callable[[Verdict], None] | None = None) -> Rollout
     if start.direct:
         return Rollout("promote", start.version, None, True,
                        note="first production model: promoted after a smoke check " + str(start.numbers))
-    verdicts: list[Verdict] = []
+    verdicts: list[StepVerdict] = []
     for weight in params.canary.steps:
         verdict = run_step(params, start.version, weight)
         verdicts.append(verdict)

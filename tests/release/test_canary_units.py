@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import parse_params
-from pipeline.release.canary import judge
+from pipeline.release.canary import judge_step
 
 pytestmark = pytest.mark.unit
 
@@ -19,32 +19,32 @@ GOOD = {"canary_rows": 50, "error_rate": 0.0, "p95_ms": 3.0, "p99_ms": 6.0, "sta
 
 
 def test_judge_passes_fails_and_holds():
-    assert judge(0.25, GOOD, _cfg()).decision == "pass"
-    v = judge(0.25, {**GOOD, "stable_agreement": 0.5, "p99_ms": 500.0}, _cfg())
+    assert judge_step(0.25, GOOD, _cfg()).decision == "pass"
+    v = judge_step(0.25, {**GOOD, "stable_agreement": 0.5, "p99_ms": 500.0}, _cfg())
     assert v.decision == "fail" and len(v.problems) == 2
     assert any("canary.max_p99_ms" in p for p in v.problems)
-    assert judge(0.25, {**GOOD, "error_rate": 0.05}, _cfg()).decision == "fail"
-    assert judge(0.25, {**GOOD, "teacher_agreement": None}, _cfg()).decision == "fail"  # unmeasured is no pass
-    assert judge(0.25, {**GOOD, "teacher_agreement": None}, _cfg(teacher_sample=0)).decision == "pass"
-    held = judge(0.25, {**GOOD, "canary_rows": 3}, _cfg())
+    assert judge_step(0.25, {**GOOD, "error_rate": 0.05}, _cfg()).decision == "fail"
+    assert judge_step(0.25, {**GOOD, "teacher_agreement": None}, _cfg()).decision == "fail"  # unmeasured is no pass
+    assert judge_step(0.25, {**GOOD, "teacher_agreement": None}, _cfg(teacher_sample=0)).decision == "pass"
+    held = judge_step(0.25, {**GOOD, "canary_rows": 3}, _cfg())
     assert held.decision == "hold" and "canary.min_requests" in held.problems[0]
 
 
 def test_judge_rolls_back_a_step_in_which_every_request_failed():
     """No answered canary request at all, only errors: a certain failure, not a hold for lack of traffic."""
-    v = judge(0.05, {"canary_rows": 0, "canary_requests": 0, "canary_errors": 40, "error_rate": 1.0}, _cfg())
+    v = judge_step(0.05, {"canary_rows": 0, "canary_requests": 0, "canary_errors": 40, "error_rate": 1.0}, _cfg())
     assert v.decision == "fail" and "40 of 40 canary requests failed" in v.problems[0]
 
 
 def test_judge_rolls_back_on_errors_before_the_step_has_its_traffic():
     """11 answered and 2,408 failed (the case that once held for ten minutes): errors decide first."""
-    v = judge(0.05, {"canary_rows": 11, "canary_requests": 11, "canary_errors": 2408, "error_rate": 0.99545}, _cfg())
+    v = judge_step(0.05, {"canary_rows": 11, "canary_requests": 11, "canary_errors": 2408, "error_rate": 0.99545}, _cfg())
     assert v.decision == "fail" and "canary.max_error_rate" in v.problems[0]
 
 
 def test_judge_holds_when_a_few_errors_prove_nothing_yet():
     """1 error in 30 attempts is above 1 % but, at 99 % confidence, not yet proof: too little traffic, hold."""
-    v = judge(0.05, {"canary_rows": 29, "canary_requests": 29, "canary_errors": 1, "error_rate": 0.03333},
+    v = judge_step(0.05, {"canary_rows": 29, "canary_requests": 29, "canary_errors": 1, "error_rate": 0.03333},
               _cfg(min_requests=40))
     assert v.decision == "hold" and "canary.min_requests" in v.problems[0]
 
@@ -57,7 +57,7 @@ def test_canary_steps_are_validated():
 
 
 def test_finish_records_promote_rollback_and_hold_in_the_registry(tmp_path):
-    from pipeline.release.canary import ACTOR, Verdict, finish
+    from pipeline.release.canary import ACTOR, StepVerdict, finish
     from pipeline.registry import Registry
 
     reg = Registry(f"sqlite:///{tmp_path}/r.db", tmp_path / "artifacts")
@@ -68,23 +68,23 @@ def test_finish_records_promote_rollback_and_hold_in_the_registry(tmp_path):
         (folder / "bundle.json").write_text(f'{{"n": {i}}}')
         ids.append(reg.register(folder, {"passed": True}, {}, None, actor="t", reason="t", repo_dir=tmp_path).id)
     reg.promote(ids[0], "production", actor="t", reason="base")
-    ok = Verdict(1.0, "pass", dict(GOOD), [])
+    ok = StepVerdict(1.0, "pass", dict(GOOD), [])
 
     reg.promote(ids[1], "canary", actor=ACTOR, reason="start", weight=0.05)
-    assert finish(reg, ids[1], [Verdict(0.05, "pass", dict(GOOD), []), ok]) == "promote"
+    assert finish(reg, ids[1], [StepVerdict(0.05, "pass", dict(GOOD), []), ok]) == "promote"
     assert reg.get_alias("production").version.id == ids[1] and reg.get_alias("canary").version is None
     entry = reg.history(alias="production")[-1]
     assert entry.actor == ACTOR and entry.action == "promote" and len(entry.numbers["steps"]) == 2
 
     reg.promote(ids[2], "canary", actor=ACTOR, reason="start", weight=0.05)
-    bad = Verdict(0.05, "fail", {**GOOD, "stable_agreement": 0.1}, ["stable_agreement 0.1 below ..."])
+    bad = StepVerdict(0.05, "fail", {**GOOD, "stable_agreement": 0.1}, ["stable_agreement 0.1 below ..."])
     assert finish(reg, ids[2], [bad]) == "rollback"
     assert reg.get_alias("production").version.id == ids[1] and reg.get_alias("canary").version is None
     entry = reg.history(alias="canary")[-1]
     assert entry.action == "clear" and entry.previous == ids[2] and entry.numbers["problems"]
 
     reg.promote(ids[3], "canary", actor=ACTOR, reason="start", weight=0.25)
-    starving = Verdict(0.25, "hold", {"canary_rows": 3}, ["only 3 canary predictions"])
+    starving = StepVerdict(0.25, "hold", {"canary_rows": 3}, ["only 3 canary predictions"])
     assert finish(reg, ids[3], [starving]) == "hold"
     state = reg.get_alias("canary")
     assert state.version.id == ids[3] and state.weight == 0.25
