@@ -200,17 +200,16 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
         export = export_bundle(distilled.checkpoint, workdir / "bundle", params.export,
                                evaluation_texts(table, labels_frame))
 
-    test = labels_frame[labels_frame["split"] == "test"]
-    gold_label = dict(zip(table["id"].astype(str), table["label"]))
-    index = {n: i for i, n in enumerate(names)}
-    y = np.array([index.get(gold_label.get(str(i)), -1) for i in test["id"]])
-    known = y >= 0
-    if not known.any():
-        raise DataError("bench: the test split has no gold labels to score against")
-    texts = test["text"].astype(str).tolist()
+    from pipeline.distill.data import build_transfer_set
     from pipeline.evaluate import metrics as m  # the gate's own definitions
 
-    teacher_probs = np.asarray(test["probs"].tolist())
+    # the test rows, gold targets and teacher probabilities exactly as the distill stage scores them
+    data = build_transfer_set(table, labels_frame, names, params.distill.validation_share, params.distill.use_gold)
+    y, known = data.test_gold, data.test_gold >= 0
+    if not known.any() or data.test_probs is None:
+        raise DataError("bench: the test split has no gold labels or no teacher labels to score against")
+    texts = data.test_texts
+    teacher_probs = np.asarray(data.test_probs, dtype=np.float64)
     bundle = load_bundle(workdir / "bundle", threads=max(threads))
     int8_probs = bundle.predict_proba(texts, "int8")
     teacher_acc = m.accuracy(teacher_probs[known], y[known])
