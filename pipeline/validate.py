@@ -6,7 +6,8 @@ Expectations (each named, so a failure says which rule broke): required columns,
 text length within ``validate.min_chars..max_chars``, split in {labeled, unlabeled, test}, labeled
 rows carry a label, labels in the label set (``validate.labels`` or the labels of the labeled
 split), unique ids, no text shared between ``test`` and the training splits (leakage), a non-empty
-labeled split, and every class within ``min_class_share..max_class_share`` of the labeled rows.
+labeled split, and every class holding at least ``min_class_ratio`` of an even share (1/k) of the
+labeled rows (plus, when set, ``min_class_share`` of them) and at most ``max_class_share``.
 
 Leakage and class shares are not single-column rules, so they run on derived data: a boolean
 column ``test_text_leak`` on the table, and a small per-class table of labeled shares. The full GX
@@ -52,8 +53,10 @@ def _class_shares(table: "pd.DataFrame") -> "pd.DataFrame":
 
     labels = table.loc[table["split"] == "labeled", "label"].dropna()
     counts = labels.value_counts()
-    return pd.DataFrame({"label": counts.index.astype(str), "rows": counts.values,
-                         "share": (counts.values / max(len(labels), 1)).astype(float)})
+    share = (counts.values / max(len(labels), 1)).astype(float)
+    # share_of_even: the class's share over an even one (1/k); 1.0 = exactly balanced
+    return pd.DataFrame({"label": counts.index.astype(str), "rows": counts.values, "share": share,
+                         "share_of_even": share * max(len(counts), 1)})
 
 
 def _suites(table: "pd.DataFrame", cfg: "ValidateConfig"):
@@ -96,6 +99,8 @@ def _suites(table: "pd.DataFrame", cfg: "ValidateConfig"):
             named("labeled_split_not_empty", gxe.ExpectTableRowCountToBeBetween(min_value=1)),
             named("class_share", gxe.ExpectColumnValuesToBeBetween(column="share", min_value=cfg.min_class_share,
                                                                    max_value=cfg.max_class_share)),
+            named("class_share_of_even", gxe.ExpectColumnValuesToBeBetween(column="share_of_even",
+                                                                           min_value=cfg.min_class_ratio)),
         ]
     return main, shares
 

@@ -94,15 +94,22 @@ class PerturbationsConfig(Section):
 
 
 class OODConfig(Section):
-    """Out-of-domain texts: the student should not be confident on them."""
+    """Out-of-domain texts: the student should tell them from in-domain texts as well as its teacher does."""
 
     path: str = "suites/ood.txt"  # one text per line; '#' starts a comment line
     # A text passes when the model's max probability is below this ...
     max_confidence: float = Field(default=0.9, gt=0.0, le=1.0)
     # ... or, when set, when the model predicts this abstain label instead.
     abstain_label: str | None = None
-    # Lowest share of out-of-domain texts handled as configured (low confidence or abstain).
-    min_pass_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Share of in-domain texts (the held-out validation slice) a model may reject as out-of-domain: each
+    # model's own max-probability threshold is set so that this share of them falls below it.
+    in_domain_reject_rate: float = Field(default=0.05, gt=0.0, lt=1.0)
+    # The student's OOD recall at that in-domain reject rate may be at most this much below the
+    # teacher's on the same texts (null: no such check). Recall at a fixed in-domain rate does not
+    # depend on how confident a model is overall, so a two-class student as good as its teacher passes.
+    teacher_tolerance: float | None = Field(default=0.1, ge=0.0, le=1.0)
+    # An absolute floor as well: lowest share of out-of-domain texts handled as configured (null: none).
+    min_pass_rate: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class UserSuitesConfig(Section):

@@ -14,8 +14,11 @@ class ValidateConfig(Section):
     max_chars: int = Field(default=20_000, ge=1)
     # Allowed labels; None means "the labels present in the labeled split".
     labels: list[str] | None = None
-    # Every class must hold at least / at most this share of the labeled rows.
-    min_class_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    # Every class must hold at least this fraction of an even share (1/k of the labeled rows, k classes):
+    # 0.1 is 5 % of the rows with 2 classes and 0.13 % with 77, so the rule scales with the label set.
+    min_class_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    # An absolute floor on every class's share of the labeled rows as well (null: only the ratio).
+    min_class_share: float | None = Field(default=None, ge=0.0, le=1.0)
     # Every class may hold at most this share of the labeled rows.
     max_class_share: float = Field(default=0.99, ge=0.0, le=1.0)
     # Rows listed per failing expectation in the report.

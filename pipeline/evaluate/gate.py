@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from pipeline.config.evaluate import ChampionConfig
-from pipeline.evaluate.suites.base import Metrics, Rule
+from pipeline.evaluate.suites.base import TEACHER, Metrics, Rule
 
 CHAMPION = "champion"
 
@@ -27,7 +27,8 @@ class Check:
     threshold: float
     comparison: str  # ">=" or "<="
     passed: bool
-    kind: str = "threshold"  # or "champion": threshold = champion's value -/+ tolerance
+    kind: str = "threshold"  # "champion" / "teacher": threshold = that model's value -/+ tolerance
+    reference: float | None = None  # the champion's or teacher's own value (kinds champion, teacher)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,8 +56,18 @@ def threshold_checks(metrics: Metrics, rules: Iterable[Rule], gate_models: Seque
         models = rule.models if rule.models is not None else [m for m in gate_models if m in scored or not scored]
         for model in models:
             value = _value(metrics, rule.suite, model, rule.metric)
-            checks.append(Check(rule.suite, rule.metric, model, value, rule.threshold, rule.comparison,
-                                _compare(value, rule.comparison, rule.threshold)))
+            if not rule.vs_teacher:
+                checks.append(Check(rule.suite, rule.metric, model, value, rule.threshold, rule.comparison,
+                                    _compare(value, rule.comparison, rule.threshold)))
+                continue
+            teacher = _value(metrics, rule.suite, TEACHER, rule.metric)
+            if teacher is None or (isinstance(teacher, float) and math.isnan(teacher)):
+                limit, passed = float("nan"), False  # the teacher was not scored here: no margin to judge by
+            else:
+                limit = teacher - rule.threshold if rule.comparison == ">=" else teacher + rule.threshold
+                passed = _compare(value, rule.comparison, limit)
+            checks.append(Check(rule.suite, rule.metric, model, value, limit, rule.comparison, passed,
+                                kind="teacher", reference=teacher))
     return checks
 
 
@@ -88,7 +99,7 @@ def champion_checks(metrics: Metrics, rules: Iterable[Rule], cfg: ChampionConfig
         limit = champ - tol if rule.comparison == ">=" else champ + tol
         value = _value(metrics, rule.suite, cfg.challenger, rule.metric)
         checks.append(Check(rule.suite, rule.metric, cfg.challenger, value, limit, rule.comparison,
-                            _compare(value, rule.comparison, limit), kind="champion"))
+                            _compare(value, rule.comparison, limit), kind="champion", reference=champ))
     return checks
 
 

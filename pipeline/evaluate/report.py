@@ -26,8 +26,12 @@ def _round(value: Any, digits: int = 4) -> Any:
 
 def check_text(c: Check) -> str:
     value = "missing" if c.value is None else f"{c.value:.4g}"
-    what = "champion - tolerance" if c.kind == "champion" and c.comparison == ">=" else \
-        "champion + tolerance" if c.kind == "champion" else "threshold"
+    if c.kind in ("champion", "teacher"):
+        sign = "-" if c.comparison == ">=" else "+"
+        ref = "not scored" if c.reference is None else f"{c.reference:.4g}"
+        what = f"{c.kind} {ref} {sign} tolerance"
+    else:
+        what = "threshold"
     return f"{c.suite} {c.metric} [{c.model}] = {value}, needs {c.comparison} {c.threshold:.4g} ({what})"
 
 

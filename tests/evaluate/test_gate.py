@@ -75,3 +75,38 @@ def test_per_suite_tolerance_and_exclusions():
     assert tolerance_for("gold", cfg) == 0.01
     verdict = decide(metrics(int8_acc=0.90, ece=0.09, champ=(0.905, 0.01)), RULES, GATED, cfg)
     assert verdict.passed and [c.suite for c in verdict.checks if c.kind == "champion"] == ["gold"]
+
+
+def test_teacher_relative_rules_judge_the_student_by_the_teachers_own_value():
+    """A suite the teacher itself does poorly on: an absolute floor would fail a student as good as its
+    teacher; the relative rule passes it, fails one clearly worse, and says both numbers."""
+    from pipeline.evaluate.report import check_text
+
+    rules = [Rule("ood", "recall", ">=", 0.1, vs_teacher=True)]
+    metrics = {"ood": {"teacher": {"recall": 0.44}, "student_int8": {"recall": 0.40}}}
+    verdict = decide(metrics, rules, ["student_int8"])
+    (check,) = verdict.checks
+    assert verdict.passed and check.kind == "teacher" and check.reference == 0.44
+    assert check.threshold == pytest.approx(0.34)
+    worse = decide({"ood": {"teacher": {"recall": 0.44}, "student_int8": {"recall": 0.18}}}, rules, ["student_int8"])
+    assert not worse.passed
+    assert check_text(worse.failing[0]) == "ood recall [student_int8] = 0.18, needs >= 0.34 (teacher 0.44 - tolerance)"
+    lower_is_better = [Rule("calibration", "ece", "<=", 0.02, vs_teacher=True)]
+    assert decide({"calibration": {"teacher": {"ece": 0.05}, "student_int8": {"ece": 0.06}}}, lower_is_better,
+                  ["student_int8"]).passed
+    unscored = decide({"ood": {"student_int8": {"recall": 0.9}}}, rules, ["student_int8"])
+    assert not unscored.passed  # no teacher value: no margin to judge by, never a silent pass
+
+
+def test_ood_recall_at_a_fixed_in_domain_reject_rate_does_not_depend_on_overall_confidence():
+    import numpy as np
+
+    from pipeline.evaluate.suites.ood import recall_at_reject_rate
+
+    rng = np.random.default_rng(0)
+    in_domain, ood = rng.uniform(0.5, 1.0, 400), rng.uniform(0.5, 0.8, 40)
+    cut, recall = recall_at_reject_rate(in_domain, ood, 0.05)
+    assert np.mean(in_domain < cut) <= 0.05 and 0.0 < recall <= 1.0
+    # the same ordering squeezed towards 1.0 (a far more confident model): the same recall
+    squeeze = lambda p: 1 - (1 - p) / 1000  # noqa: E731
+    assert recall_at_reject_rate(squeeze(in_domain), squeeze(ood), 0.05)[1] == pytest.approx(recall)

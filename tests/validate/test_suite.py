@@ -77,6 +77,27 @@ def test_class_imbalance_is_caught():
     assert shares == [("ham", 0.875), ("spam", 0.125)]
 
 
+def _many_classes(k: int, per_class: int, rare: int | None = None) -> pd.DataFrame:
+    rows = []
+    for c in range(k):
+        for j in range(rare if (rare is not None and c == 0) else per_class):
+            rows.append({"id": f"c{c}-{j}", "text": f"intent {c} example {j}", "label": f"intent_{c}",
+                         "split": "labeled", "source": "unit", "group": None})
+    return pd.DataFrame(rows)
+
+
+def test_class_share_limits_scale_with_the_number_of_classes():
+    """77 balanced classes hold 1.3 % each: the default limits accept them, as they accept 2 classes."""
+    assert validate(_many_classes(77, 10), ValidateConfig()).success
+    assert validate(_many_classes(2, 10), ValidateConfig()).success
+    # one class of 77 with 1 example against 20 for the others: 0.06 of an even share, under 0.1
+    outcome = validate(_many_classes(77, 20, rare=1), ValidateConfig(examples=3))
+    failed = {f["name"]: f for f in outcome.failures}
+    assert set(failed) == {"class_share_of_even"}, failed
+    example = failed["class_share_of_even"]["examples"][0]
+    assert example["label"] == "intent_0" and round(float(example["share_of_even"]), 3) == 0.051
+
+
 def test_over_long_text_is_caught():
     table = _clean_table()
     table.loc[2, "text"] = "y" * 201

@@ -29,13 +29,19 @@ Metrics = dict[str, dict[str, dict[str, float]]]  # suite -> model -> metric -> 
 
 @dataclass(frozen=True)
 class Rule:
-    """``metric`` of ``suite`` must be ``comparison`` (>= or <=) ``threshold`` for each gated model."""
+    """``metric`` of ``suite`` must be ``comparison`` (>= or <=) ``threshold`` for each gated model.
+
+    With ``vs_teacher`` set, ``threshold`` is a tolerance instead: the model must reach the teacher's own
+    value on the same texts minus it (``>=``) or plus it (``<=``), so a suite is judged by what the
+    teacher itself achieves there rather than by an absolute floor.
+    """
 
     suite: str
     metric: str
     comparison: str
     threshold: float
     models: tuple[str, ...] | None = None  # None: the gated models (evaluate.gate_models)
+    vs_teacher: bool = False
 
 
 @dataclass
