@@ -24,6 +24,12 @@ class GoldConfig(Section):
     min_macro_f1: float = Field(default=0.80, ge=0.0, le=1.0)
     # Every class's recall must reach this floor (a model that drops one class fails here).
     min_class_recall: float = Field(default=0.50, ge=0.0, le=1.0)
+    # Classes with fewer test rows than this are listed as too small to judge (with their counts) and
+    # left out of the per-class minimums.
+    min_class_rows: int = Field(default=1, ge=1)
+    # Per class of the teacher's answers on the test split, the student must agree with the teacher on at
+    # least 1 - this share (null: reported, with the worst classes named, but not gated).
+    class_agreement_tolerance: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class AgreementConfig(Section):

@@ -104,6 +104,16 @@ def gate_markdown(verdict: Verdict, metrics: Metrics, details: dict[str, Any], i
             for case in cases[:50]:
                 text = case["text"].replace("|", "\\|").replace("\n", " ")
                 lines.append(f"| {suite} | {case['model']} | {case['where']} | {text} | {case['answered']} | {case['expected']} |")
+    worst = details.get("worst_classes") or {}
+    if worst:
+        lines += ["", "## Worst classes against the teacher", "",
+                  "Per class of the teacher's answers on the test split: the share the student answers the same.", "",
+                  "| model | class | agreement | rows |", "|---|---|---|---|"]
+        lines += [f"| {model} | {w['class']} | {w['agreement']:.4g} | {w['rows']} |"
+                  for model, rows in worst.items() for w in rows]
+    if details.get("classes_too_small"):
+        lines += ["", "Classes too small to judge per class (test rows): " +
+                  ", ".join(f"{k} ({v})" for k, v in details["classes_too_small"].items())]
     if details.get("skipped_slices"):
         lines += ["", "Slices too small to judge (rows): " +
                   ", ".join(f"{k} ({v})" for k, v in details["skipped_slices"].items())]

@@ -6,10 +6,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from pipeline.evaluate import metrics as m
 from pipeline.evaluate.suites.base import TEACHER, EvalContext, Rule, SuiteResult, classification_metrics, suite
+
+log = logging.getLogger("distill.evaluate")
 
 
 @suite("gold")
@@ -28,9 +32,44 @@ def gold(ctx: EvalContext) -> SuiteResult:
     result.details["per_class_recall"] = {
         name: dict(zip(d.labels, np.round(m.per_class_recall(ctx.predict(name, texts), targets, k), 4).tolist()))
         for name in ctx.models}
+    # A class with no gold test row cannot be judged: say so with its count, never drop it silently.
+    counts = np.bincount(targets, minlength=k)
+    untested = {d.labels[c]: int(counts[c]) for c in range(k) if counts[c] < cfg.min_class_rows}
+    if untested:
+        result.details["classes_too_small"] = untested
+        log.warning("gold: %d class(es) with fewer than %d test rows are not judged per class: %s", len(untested),
+                    cfg.min_class_rows, ", ".join(f"{c} ({n})" for c, n in list(untested.items())[:10]))
+    if TEACHER in ctx.models:
+        _per_class_vs_teacher(ctx, texts, result)
     result.rules += [Rule("gold", "accuracy", ">=", cfg.min_accuracy), Rule("gold", "macro_f1", ">=", cfg.min_macro_f1),
                      Rule("gold", "min_class_recall", ">=", cfg.min_class_recall)]
+    if cfg.class_agreement_tolerance is not None:
+        result.rules.append(Rule("gold", "min_class_agreement", ">=", 1.0 - cfg.class_agreement_tolerance))
     return result
+
+
+def _per_class_vs_teacher(ctx: EvalContext, texts: list[str], result: SuiteResult) -> None:
+    """Per class of the teacher's answers: the share where each model answers the same (its recall with the
+    teacher's labels as the target), the minimum as ``min_class_agreement``, the worst classes named."""
+    d, cfg = ctx.data, ctx.cfg.gold
+    k = len(d.labels)
+    teacher = np.argmax(ctx.predict(TEACHER, texts), axis=1)
+    counts = np.bincount(teacher, minlength=k)
+    judged = counts >= cfg.min_class_rows
+    by_model, worst = {}, {}
+    for name in ctx.models:
+        if name == TEACHER:
+            continue
+        recall = m.per_class_recall(ctx.predict(name, texts), teacher, k)
+        values = np.where(judged, recall, np.nan)
+        by_model[name] = {d.labels[c]: round(float(recall[c]), 4) for c in range(k) if counts[c]}
+        if np.isfinite(values).any():
+            result.metrics["gold"][name]["min_class_agreement"] = float(np.nanmin(values))
+            order = [c for c in np.argsort(np.nan_to_num(values, nan=2.0)) if np.isfinite(values[c])][:5]
+            worst[name] = [{"class": d.labels[c], "agreement": round(float(values[c]), 4), "rows": int(counts[c])}
+                           for c in order]
+    result.details["per_class_teacher_agreement"] = by_model
+    result.details["worst_classes"] = worst
 
 
 @suite("agreement")
