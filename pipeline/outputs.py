@@ -8,8 +8,8 @@ commands there interpolate it (``${paths.ingested}``) and everything in Python t
     outputs.path("gate")                  # Path("reports/gate.json")
     outputs.path("bundle", root=repo)     # repo / "models/bundle"
 
-The paths are read from ``<root>/dvc.yaml`` when it exists (a project's own dvc.yaml wins), else from
-the dvc.yaml that ships with this package's source tree.
+The paths are read from ``<root>/dvc.yaml`` when it has that block (a project's own dvc.yaml wins), else
+from the dvc.yaml that ships with this package's source tree.
 """
 
 from __future__ import annotations
@@ -39,10 +39,12 @@ def _paths_in(dvc_yaml: Path, mtime: float) -> dict[str, str]:
 
 def paths(root: str | Path = ".") -> dict[str, str]:
     """Every named output path (relative to the project root), from dvc.yaml."""
-    dvc_yaml = Path(root) / "dvc.yaml"
-    if not dvc_yaml.is_file():
-        dvc_yaml = _PACKAGE_DVC_YAML
-    return dict(_paths_in(dvc_yaml, dvc_yaml.stat().st_mtime))
+    for dvc_yaml in (Path(root) / "dvc.yaml", _PACKAGE_DVC_YAML):
+        if dvc_yaml.is_file():
+            found = _paths_in(dvc_yaml.resolve(), dvc_yaml.stat().st_mtime)
+            if found:
+                return dict(found)
+    return {}
 
 
 def path(name: str, root: str | Path = ".") -> Path:

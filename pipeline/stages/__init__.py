@@ -35,9 +35,11 @@ def stage_parser(prog: str, description: str | None, paths: str = "") -> argpars
 
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    known = outputs.paths()  # a dvc.yaml that spells its paths inline has none: the help names the output
     for spec in paths.split():
         flag, output = spec.split("=")
-        parser.add_argument(flag, required=True, metavar="PATH", help=f"dvc.yaml passes {outputs.path(output)}")
+        parser.add_argument(flag, required=True, metavar="PATH",
+                            help=f"dvc.yaml passes {known.get(output, 'the ' + output + ' output')}")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a params key, e.g. --set distill.epochs=3 (repeatable)")

@@ -18,11 +18,12 @@ from pipeline.stages import load_stage_params, run_stage, stage_parser
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = stage_parser("distill monitor", __doc__)
+    known = outputs.paths()
     parser.add_argument("--bundle", default=None,
-                        help=f"student bundle (predictions on the reference set; default {outputs.path('bundle')})")
+                        help=f"student bundle (predictions on the reference set; default {known.get('bundle')})")
     parser.add_argument("--data", default=None,
-                        help=f"ingested table (reference rows, vocabulary; default {outputs.path('ingested')})")
-    parser.add_argument("--teacher-dir", default=None, help=f"teacher directory (default {outputs.path('teacher')})")
+                        help=f"ingested table (reference rows, vocabulary; default {known.get('ingested')})")
+    parser.add_argument("--teacher-dir", default=None, help=f"teacher directory (default {known.get('teacher')})")
     parser.add_argument("--log-url", default=None, help="prediction log URL (default: env or .distill/predictions.db)")
 
     def body(args) -> None:
