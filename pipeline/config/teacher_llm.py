@@ -22,8 +22,9 @@ DEFAULT_PROMPT = (
 
 
 class LLMTeacherConfig(Section):
-    # OpenAI-compatible API root; requests go to {base_url}/chat/completions.
-    base_url: str = "http://127.0.0.1:8000/v1"
+    # OpenAI-compatible API root; requests go to {base_url}/chat/completions. The default is llama.cpp's
+    # server port on this machine (8000 is distill's own model server).
+    base_url: str = "http://127.0.0.1:8080/v1"
     # Model name sent with every request (part of the fingerprint).
     model: str = "gpt-4o-mini"
     # Name of the environment variable holding the API key (never the key itself). Optional only when
