@@ -121,6 +121,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    typer.echo(f"distill serve: listening on http://{host}:{port} (API docs /docs, metrics /metrics)")
     uvicorn.run(create_app(loaded), host=host, port=port, log_level=log_level, access_log=False)
 
 

@@ -50,6 +50,27 @@ def build_parts(params) -> ServerParts:
     return ServerParts(cfg=cfg, metrics=metrics, slots=slots, writer=writer, follower=follower)
 
 
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("distill")
+    except PackageNotFoundError:  # a source tree that was not installed
+        return "0+unknown"
+
+
+def serving_line(slots) -> str:
+    """What the server serves now, in one line (printed at start-up)."""
+    state = slots.state
+    if state.stable is None:
+        why = f": {slots.last_load_error}" if slots.last_load_error else ""
+        return f"no production model yet{why}; answering 503 until the registry has one"
+    line = f"production {state.stable.version} (digest {state.stable.digest[:12]})"
+    if state.canary is not None:
+        line += f", canary {state.canary.version} at {state.weight:.0%}"
+    return line
+
+
 def create_app(params=None):
     """The server app; ``params`` defaults to the file named by $DISTILL_PARAMS (else params.yaml)."""
     from fastapi import FastAPI, Request
@@ -72,14 +93,15 @@ def create_app(params=None):
         parts.writer.start()
         parts.follower.sync_now()
         parts.follower.start()
+        print(f"distill serve: {serving_line(parts.slots)}", flush=True)
         try:
             yield
         finally:
             parts.follower.stop()
             parts.writer.stop()
 
-    app = FastAPI(title="distill model server", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(title="distill model server", version=package_version(), lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.parts = parts
     app.include_router(build_router(parts))
 

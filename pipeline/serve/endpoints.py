@@ -36,7 +36,12 @@ def build_router(server) -> APIRouter:
     slots = server.slots
     writer = server.writer
 
-    @router.post(PREDICT)
+    @router.post(PREDICT, summary="Classify texts", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {
+            "type": "object", "required": ["texts"],
+            "properties": {"texts": {"type": "array", "items": {"type": "string", "maxLength": cfg.max_text_chars},
+                                     "minItems": 1, "maxItems": cfg.max_batch},
+                           "key": {"type": "string", "description": "routing key (sticky canary split)"}}}}}}})
     async def predict(request: Request) -> Response:
         start = time.perf_counter()
         try:

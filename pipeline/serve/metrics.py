@@ -63,9 +63,14 @@ class ServerMetrics:
 
 def build_metrics(queue_depth) -> ServerMetrics:
     """Create every metric on a fresh registry; ``queue_depth`` is a callable read at scrape time."""
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
+    from pipeline.serve.app import package_version
+
+    disable_created_metrics()  # one series per counter: no doubled *_created timestamps
     reg = CollectorRegistry(auto_describe=True)
+    build = Gauge("distill_build_info", "Always 1: the distill version this server runs", ["version"], registry=reg)
+    build.labels(version=package_version()).set(1)
     m = ServerMetrics(registry=reg)
     m.requests = Counter("distill_requests_total", "HTTP requests by endpoint and status code",
                          ["endpoint", "status"], registry=reg)

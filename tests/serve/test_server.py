@@ -103,6 +103,20 @@ BAD_BODIES = [
 ]
 
 
+def test_openapi_docs_build_info_and_one_series_per_counter(served):
+    ws, server, v = served
+    spec = httpx.get(server.url + "/openapi.json").json()
+    assert {"/v1/predict", "/healthz", "/readyz", "/v1/models", "/metrics"} <= set(spec["paths"])
+    body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["texts"] and body["properties"]["texts"]["maxItems"] == ws.params.serve.max_batch
+    assert httpx.get(server.url + "/docs").status_code == 200
+    text = httpx.get(server.url + "/metrics").text
+    from importlib.metadata import version
+
+    assert f'distill_build_info{{version="{version("distill")}"}} 1.0' in text
+    assert not any(line.split("{")[0].endswith("_created") for line in text.splitlines() if not line.startswith("#"))
+
+
 def test_bad_inputs_get_a_clear_4xx(served):
     _, server, _ = served
     with httpx.Client() as client:
