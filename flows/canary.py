@@ -12,6 +12,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows import named_run
+
 
 @task(name="canary-rollout", cache_policy=NO_CACHE)
 def run_rollout(params):
@@ -22,7 +24,7 @@ def run_rollout(params):
                                                           "; ".join(v.problems)))
 
 
-@flow(name="canary", log_prints=True)
+@flow(name="canary", flow_run_name=named_run("canary", root_parameter=None), log_prints=True)
 def canary(params_path: str = "params.yaml") -> dict:
     """Walk the candidate through ``canary.steps``; stop at the first step that does not pass."""
     from pipeline.config import load_params

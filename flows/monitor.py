@@ -15,6 +15,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows import named_run
+
 
 @task(name="monitor-run", retries=1, retry_delay_seconds=30)
 def monitor_once(root: str, bundle: str | None, data: str | None, teacher_dir: str | None, log_url: str | None):
@@ -27,7 +29,7 @@ def monitor_once(root: str, bundle: str | None, data: str | None, teacher_dir: s
     return result.summary
 
 
-@flow(name="monitor", log_prints=True)
+@flow(name="monitor", flow_run_name=named_run("monitor"), log_prints=True)
 def monitor(root: str = ".", bundle: str | None = None, data: str | None = None, teacher_dir: str | None = None,
             log_url: str | None = None) -> dict:
     """Read the prediction-log window, compare with the teacher, save Evidently snapshots, alert on breaches.

@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows import named_run
 from pipeline import dvcops
 
 # Stages that call out to a teacher (possibly over the network) get retries; the rest are
@@ -52,7 +53,7 @@ def summarize(root: str, runs: list[dict], pushed: str | None) -> str:
     return "\n".join(lines)
 
 
-@flow(name="retrain", log_prints=True)
+@flow(name="retrain", flow_run_name=named_run("retrain"), log_prints=True)
 def retrain(root: str = ".", push: bool = True) -> dict:
     """Run the batch pipeline stage by stage; push to the DVC remote; publish a summary artifact."""
     from pipeline.config import load_params

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -62,13 +63,26 @@ def repro_stage(name: str, root: str | Path = ".", on_line: Callable[[str], None
     for line in proc.stdout:
         line = line.rstrip("\n")
         lines.append(line)
-        (on_line or log.info)(line)
+        if is_dvc_chatter(line):
+            log.debug("%s", line)  # still in the failure tail below, not in the task log
+        else:
+            (on_line or log.info)(line)
     code = proc.wait()
     if code != 0:
         tail = "\n".join(lines[-40:])
         raise StageFailed(f"stage {name!r} failed (exit {code}):\n{tail}")
     skipped = any(f"Stage '{name}' didn't change" in line for line in lines)
     return StageRun(stage=name, ran=not skipped, seconds=round(time.perf_counter() - started, 2))
+
+
+# DVC's own hints after a stage ran (git add, autostage, push): useful at a terminal, noise in a task log.
+_CHATTER = re.compile(r"^\s*$|^Updating lock file|^To track the changes with git|^\s*git add |"
+                      r"^To enable auto staging|^\s*dvc config core\.autostage|^Use `dvc push`|"
+                      r"^Data and pipelines are up to date")
+
+
+def is_dvc_chatter(line: str) -> bool:
+    return bool(_CHATTER.match(line))
 
 
 def has_remote(root: str | Path = ".") -> bool:

@@ -69,3 +69,12 @@ def _git_state(repo: Path) -> tuple[str | None, bool | None]:
         return None, None
     status = git("status", "--porcelain", "--untracked-files=no")
     return commit.strip(), (bool(status.strip()) if status is not None else None)
+
+
+def run_name(kind: str, repo_dir: str | Path = ".") -> str:
+    """A flow run's name that says what it is: ``retrain 2026-12-01 d4592a9`` (``+dirty`` for local edits)."""
+    import time
+
+    commit, dirty = _git_state(Path(repo_dir))
+    where = "no-git" if commit is None else commit[:7] + ("+dirty" if dirty else "")
+    return f"{kind} {time.strftime('%Y-%m-%d %H:%M')} {where}"
