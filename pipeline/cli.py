@@ -88,8 +88,11 @@ def bench(
     threads: str = typer.Option("1,2", help="comma-separated thread counts to time every model at"),
     speed_texts: int = typer.Option(1000, help="test texts every model is timed on"),
     set_: list[str] = typer.Option([], "--set", help="override a params key: KEY=VALUE (repeatable)"),
+    peers: str = typer.Option("tfidf-lr,model2vec-lr", help="comma-separated peers to train on the same labels "
+                              "('' for none)"),
 ) -> None:
-    """Quality-per-cost benchmark: teacher vs distilled student vs gold-only student; writes bench.json."""
+    """Quality-per-cost benchmark: teacher, distilled student, gold-only student and the peers a user would
+    train instead on the same labels; writes bench.json."""
     from pipeline.bench import bench_name, render_table, run_bench, with_data_dir
     from pipeline.config import ConfigError, load_params, parse_overrides
     from pipeline.errors import DistillError
@@ -99,7 +102,8 @@ def bench(
     try:
         loaded = with_data_dir(load_params(params, parse_overrides(set_)), data_dir)
         record = run_bench(loaded, workdir or f"bench/{bench_name(params)}",
-                           threads=[int(n) for n in threads.split(",")], speed_texts=speed_texts)
+                           threads=[int(n) for n in threads.split(",")], speed_texts=speed_texts,
+                           peer_names=[p for p in peers.split(",") if p.strip()])
     except (ConfigError, DistillError) as exc:
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -36,6 +36,7 @@ def test_bench_writes_every_field_and_prints_the_table(tmp_path, monkeypatch):
         "ingest": {"source": {"kind": "csv", "path": "elsewhere/train.csv", "test_path": "elsewhere/test.csv",
                               "label_column": "category"}, "labeled_per_class": 4},
         "label": {"cache_dir": str(tmp_path / "cache")},
+        "teacher": {"embedding_head": {"cache_dir": str(tmp_path / "embeddings")}},
         "distill": {"epochs": 3, "patience": 2, "validation_share": 0.2,
                     "featurizer": {"buckets": 2048, "char_ngrams": [3]}},
         "export": {"latency_texts": 10, "parity_rows": 60},
@@ -50,7 +51,7 @@ def test_bench_writes_every_field_and_prints_the_table(tmp_path, monkeypatch):
     assert "--data-dir" in missing.output and "DISTILL_BENCH_DATA_DIR" in missing.output
 
     result = runner.invoke(app, ["bench", "--params", str(path), "--workdir", "out", "--data-dir", str(data),
-                                 "--threads", "1,2", "--speed-texts", "40"])
+                                 "--threads", "1,2", "--speed-texts", "40", "--peers", "tfidf-lr"])
     assert result.exit_code == 0, result.output
     assert "| teacher |" in result.output and "retention" in result.output
 
@@ -86,14 +87,37 @@ def test_bench_writes_every_field_and_prints_the_table(tmp_path, monkeypatch):
     assert sizes["student_int8"] == int8_file
     assert record["size_ratio_teacher_to_int8"] == pytest.approx(sizes["teacher"] / int8_file, rel=1e-6)
     assert record["parity"]["passed"] is True
-    assert set(record["stages_s"]) == {"ingest", "teacher", "label", "distill", "distill_gold_only", "export",
-                                       "speed"}
+    assert set(record["stages_s"]) == {"ingest", "teacher", "label", "distill", "distill_gold_only", "peers",
+                                       "export", "speed"}
+    # the peers, trained on the student's labels and on gold only, with their documented keys
+    assert set(record["peers"]) == {"tfidf-lr", "tfidf-lr-gold-only"}
+    for key, peer in record["peers"].items():
+        for field in ("accuracy", "agreement_with_teacher", "texts_per_s", "bytes", "C", "val_score"):
+            assert isinstance(peer[field], (int, float)) and peer[field] >= 0, (key, field)
+        assert 0.0 <= peer["accuracy"] <= 1.0 and peer["bytes"] > 0
+        assert set(peer["texts_per_s_by_threads"]) == {"1", "2"}
+        assert f"| tfidf-lr, {'gold labels only' if 'gold' in key else 'the student' + chr(39) + 's labels'} |" \
+            in result.output
+    assert q["margin_over_best_peer"] == pytest.approx(q["student_int8_accuracy"] - q["best_peer"]["accuracy"])
+    assert q["best_peer"] == {"model": "tfidf-lr", "accuracy": record["peers"]["tfidf-lr"]["accuracy"]}
+    best_gold = max(q["gold_only_accuracy"], record["peers"]["tfidf-lr-gold-only"]["accuracy"])
+    assert q["best_gold_only"]["accuracy"] == best_gold
+    assert q["gain_over_best_gold_only"] == pytest.approx(q["student_int8_accuracy"] - best_gold)
     assert all(v >= 0 for v in record["stages_s"].values())
     assert record["student"]["gold_only"]["train_rows"] < record["rows"]["labeled"]  # gold rows minus validation
 
     # A second run reuses the fitted teacher and the label cache: nothing goes to the teacher again.
     again = runner.invoke(app, ["bench", "--params", str(path), "--workdir", "out", "--data-dir", str(data),
-                                "--threads", "1", "--speed-texts", "20"])
+                                "--threads", "1", "--speed-texts", "20", "--peers", ""])
     assert again.exit_code == 0, again.output
     record = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert record["label"]["cache_misses"] == 0
+    assert record["peers"] == {} and record["quality"]["best_peer"] is None
+    # every text was embedded once, into the embedding cache; the speed rows time the teacher without it
+    from pipeline.bench import uncached_teacher
+    from pipeline.label.cache import LabelCache
+
+    with LabelCache(tmp_path / "embeddings") as store:
+        assert store.count(teacher.encoder.cache_key) == record["label"]["distinct_texts"]
+    assert teacher.encoder.cache_dir is not None
+    assert uncached_teacher(load_params(path), tmp_path / "out" / "teacher").encoder.cache_dir is None

@@ -83,7 +83,9 @@ def _timed(stages: dict[str, float], name: str):
 
 def _teacher_key(params, table) -> str:
     labeled = table[table["split"] == "labeled"]
-    raw = json.dumps([params.teacher.model_dump(mode="json"), params.seed,
+    settings = params.teacher.model_dump(mode="json")
+    settings["embedding_head"].pop("cache_dir", None)  # where embeddings are kept does not change the teacher
+    raw = json.dumps([settings, params.seed,
                       sorted(zip(labeled["id"].astype(str), labeled["label"].astype(str)))])
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
@@ -160,15 +162,44 @@ def measure_speed(teacher, student_model, bundle_dir: Path, texts: list[str], th
     return out
 
 
+def uncached_teacher(params, teacher_dir: Path):
+    """The teacher as a caller without caches pays for it: its embedding cache off (it has seen the test texts)."""
+    from pipeline.teachers import load_teacher
+
+    teacher_cfg = params.teacher
+    if teacher_cfg.kind == "embedding-head" and teacher_cfg.embedding_head.cache_dir:
+        head = teacher_cfg.embedding_head.model_copy(update={"cache_dir": None})
+        teacher_cfg = teacher_cfg.model_copy(update={"embedding_head": head})
+    return load_teacher(teacher_cfg, teacher_dir)
+
+
+def peer_speed(fitted, peers: dict[str, dict], texts: list[str], threads: Sequence[int], batch: int) -> None:
+    """Texts/s of every peer, per thread count (BLAS threads limited to it), written into ``peers``."""
+    from threadpoolctl import threadpool_limits
+
+    for name, regimes in fitted.items():
+        for regime, peer in regimes.items():
+            key = name if regime == "distilled" else f"{name}-gold-only"
+            by_threads = {}
+            for n in threads:
+                with threadpool_limits(n):
+                    by_threads[str(n)] = throughput(peer.predict_proba, texts, batch)
+                log.info("bench: peer %s, %d thread(s): %.0f texts/s", key, n, by_threads[str(n)])
+            peers[key]["texts_per_s_by_threads"] = by_threads
+            peers[key]["texts_per_s"] = by_threads[str(max(threads))]
+
+
 def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), speed_texts: int = 1000,
-              latency_texts: int = 200) -> dict[str, Any]:
+              latency_texts: int = 200, peer_names: Sequence[str] | None = None) -> dict[str, Any]:
     """Run every stage into ``workdir`` and measure; returns the bench record (also written to bench.json)."""
     import pandas as pd
     import torch
 
     from pipeline.bundle import load_bundle
     from pipeline.config.distill import LossTerm
-    from pipeline.distill import train_from_frames
+    from pipeline.bench.peers import PEERS, encoder_source_of, fit_peers, static_model_folder
+    from pipeline.distill import train_transfer_set
+    from pipeline.distill.data import build_transfer_set
     from pipeline.distill.checkpoint import load_student
     from pipeline.export import evaluation_texts, export_bundle
     from pipeline.ingest import ingest
@@ -190,21 +221,26 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
         teacher = load_teacher(params.teacher, workdir / "teacher")
     with _timed(stages, "label"):
         labels_frame, names, label_metrics = label_table(table, params, workdir / "teacher", teacher=teacher)
+    cfg = params.distill
+    data = build_transfer_set(table, labels_frame, names, cfg.validation_share, cfg.use_gold)
+    gold_data = build_transfer_set(table, gold_only_frame(table, labels_frame, names), names, cfg.validation_share,
+                                   cfg.use_gold)
     with _timed(stages, "distill"):
-        distilled = train_from_frames(table, labels_frame, names, params.distill, params.seed, workdir / "student")
+        distilled = train_transfer_set(data, cfg, params.seed, workdir / "student")
     with _timed(stages, "distill_gold_only"):
-        gold_cfg = params.distill.model_copy(update={"losses": {"ce": LossTerm(weight=1.0)}})
-        gold = train_from_frames(table, gold_only_frame(table, labels_frame, names), names, gold_cfg, params.seed,
-                                 workdir / "student-gold")
+        gold_cfg = cfg.model_copy(update={"losses": {"ce": LossTerm(weight=1.0)}})
+        gold = train_transfer_set(gold_data, gold_cfg, params.seed, workdir / "student-gold")
+    with _timed(stages, "peers"):
+        fitted = fit_peers(data, gold_data, len(names), params.seed, static_model_folder(params, workdir),
+                           encoder_source_of(params),
+                           PEERS if peer_names is None else peer_names)
     with _timed(stages, "export"):
         export = export_bundle(distilled.checkpoint, workdir / "bundle", params.export,
                                evaluation_texts(table, labels_frame))
 
-    from pipeline.distill.data import build_transfer_set
     from pipeline.evaluate import metrics as m  # the gate's own definitions
 
     # the test rows, gold targets and teacher probabilities exactly as the distill stage scores them
-    data = build_transfer_set(table, labels_frame, names, params.distill.validation_share, params.distill.use_gold)
     y, known = data.test_gold, data.test_gold >= 0
     if not known.any() or data.test_probs is None:
         raise DataError("bench: the test split has no gold labels or no teacher labels to score against")
@@ -224,11 +260,31 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
         "agreement_with_teacher": m.agreement(int8_probs, teacher_probs),
         "gain_over_gold_only": int8_acc - gold.metrics["test_accuracy"],
     }
+    peers = {}
+    for name, regimes in fitted.items():
+        for regime, peer in regimes.items():
+            probs = peer.predict_proba(texts)
+            key = name if regime == "distilled" else f"{name}-gold-only"
+            peers[key] = {"peer": name, "regime": regime, "accuracy": m.accuracy(probs[known], y[known]),
+                          "agreement_with_teacher": m.agreement(probs, teacher_probs), "bytes": peer.bytes,
+                          "C": peer.C, "val_score": peer.val_score}
+    gold_only = {"student": gold.metrics["test_accuracy"],
+                 **{v["peer"]: v["accuracy"] for v in peers.values() if v["regime"] == "gold_only"}}
+    best_gold = max(gold_only, key=gold_only.get)
+    distilled_peers = {k: v["accuracy"] for k, v in peers.items() if v["regime"] == "distilled"}
+    best_peer = max(distilled_peers, key=distilled_peers.get) if distilled_peers else None
+    quality.update({
+        "best_gold_only": {"model": best_gold, "accuracy": gold_only[best_gold]},
+        "gain_over_best_gold_only": int8_acc - gold_only[best_gold],
+        "best_peer": None if best_peer is None else {"model": best_peer, "accuracy": distilled_peers[best_peer]},
+        "margin_over_best_peer": None if best_peer is None else int8_acc - distilled_peers[best_peer],
+    })
 
     speed_sample = texts[:speed_texts]
     with _timed(stages, "speed"):
-        speed = measure_speed(teacher, load_student(distilled.checkpoint).model, workdir / "bundle", speed_sample,
+        speed = measure_speed(uncached_teacher(params, workdir / "teacher"), load_student(distilled.checkpoint).model, workdir / "bundle", speed_sample,
                               threads, params.export.throughput_batch, latency_texts)
+        peer_speed(fitted, peers, speed_sample, threads, params.export.throughput_batch)
     sizes = {"teacher": weight_bytes(teacher),
              "student_fp32": export["files_bytes"]["fp32"], "student_int8": export["files_bytes"]["int8"],
              "featurizer_tokenizer": export["files_bytes"]["tokenizer"]}
@@ -244,6 +300,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
         "speedup_int8_vs_teacher": {n: speed["student_int8"][n]["texts_per_s"] / speed["teacher"][n]["texts_per_s"]
                                     for n in speed["teacher"]},
         "bytes": sizes,
+        "peers": peers,
         "size_ratio_teacher_to_int8": sizes["teacher"] / sizes["student_int8"] if sizes["teacher"] else None,
         "parity": {"fp32": export["fp32"], "int8": export["int8"], "passed": export["passed"]},
         "student": {"name": params.distill.student.name, "kwargs": dict(params.distill.student.kwargs),
@@ -279,10 +336,28 @@ def render_table(record: dict[str, Any]) -> str:
         f"| student int8 (onnxruntime) | {_pct(q['student_int8_accuracy'])} | {_pct(q['agreement_with_teacher'])} "
         f"| {mb(b['student_int8'])} |",
         f"| same student, gold labels only | {_pct(q['gold_only_accuracy'])} | | |",
+    ]
+    peers = record.get("peers") or {}
+    if peers:
+        top = str(max(record["threads"]))
+        lines += ["", f"| peer, trained on | test accuracy | agreement with teacher | texts/s at {top} thread(s) "
+                  "| file |", "|---|---|---|---|---|"]
+        for key, p in peers.items():
+            regime = "the student's labels" if p["regime"] == "distilled" else "gold labels only"
+            lines.append(f"| {p['peer']}, {regime} | {_pct(p['accuracy'])} | {_pct(p['agreement_with_teacher'])} "
+                         f"| {p.get('texts_per_s', float('nan')):,.0f} | {mb(p['bytes'])} |")
+    best_gold = q.get("best_gold_only") or {"model": "student", "accuracy": q["gold_only_accuracy"]}
+    lines += [
         "",
-        f"retention (int8 / teacher): {_pct(q['retention'])}; gain over gold-only: "
-        f"{100 * q['gain_over_gold_only']:+.1f} points; teacher / int8 size: "
+        f"retention (int8 / teacher): {_pct(q['retention'])}; gain over the strongest gold-only model "
+        f"({best_gold['model']}, {_pct(best_gold['accuracy'])}): "
+        f"{100 * q.get('gain_over_best_gold_only', q['gain_over_gold_only']):+.1f} points; teacher / int8 size: "
         f"{record['size_ratio_teacher_to_int8'] or float('nan'):.1f}x",
+    ]
+    if q.get("best_peer"):
+        lines.append(f"int8 student against the best peer on the same labels ({q['best_peer']['model']}, "
+                     f"{_pct(q['best_peer']['accuracy'])}): {100 * q['margin_over_best_peer']:+.1f} points")
+    lines += [
         "",
         f"| path ({record['speed_texts']} test texts, batch {record['batch']}) | threads | texts/s | "
         "p50 ms | p99 ms |",
