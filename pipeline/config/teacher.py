@@ -23,6 +23,9 @@ class EmbeddingHeadConfig(Section):
     batch_size: int = Field(default=64, ge=1)
     # Sort texts by length before batching (less padding); results are returned in input order.
     length_bucketing: bool = True
+    # Folder for embeddings kept on disk by (encoder, max_length, text), so the head fit, labeling and
+    # re-runs embed a text once; outside DVC outputs, like label.cache_dir. null: no embedding cache.
+    cache_dir: str | None = None
 
 
 class HFConfig(Section):

