@@ -52,7 +52,8 @@ class Bundle:
         self.labels: list[str] = list(manifest["labels"])
         self.digest: str = manifest["digest"]
         self.temperature = float(manifest.get("temperature", 1.0))
-        tokenizer_json = (folder / manifest["featurizer"]["tokenizer"]).read_text(encoding="utf-8")
+        tokenizer = manifest["featurizer"].get("tokenizer")  # None: the words featurizer, no file
+        tokenizer_json = "" if tokenizer is None else (folder / tokenizer).read_text(encoding="utf-8")
         self.featurizer = Featurizer(spec_from_dict(manifest["featurizer"]["config"], tokenizer_json))
         self.threads = threads
         self._sessions: dict[str, Any] = {}

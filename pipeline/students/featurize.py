@@ -14,6 +14,13 @@ special tokens, padded with id 0 to the longest text of the batch). The result i
   table ``[vocab, m]``, so featurizing is one NumPy gather: no per-text character loop. They let
   ``transfer``/``transferred``/``transfers`` share weights, which helps most when few texts are labeled.
 
+``tokenizer: words`` replaces WordPiece with words split straight from the text (runs of word
+characters, and each punctuation mark on its own), all hashed into ``buckets`` (ids ``1 + hash % buckets``):
+each word, hashed n-grams of words (``ngrams``), and hashed character n-grams of ``<word>`` with its
+boundary marks (``char_ngrams``, fastText style). A word's ids are computed once and memoised (a bounded
+table, cleared when full), so featurizing is a dictionary lookup per word: several times faster than
+WordPiece encoding, with no tokenizer file at all. docs/contracts.md specifies both modes.
+
 Hashing is vectorized over the whole matrix with unsigned 64-bit wrap-around arithmetic, so it is
 identical on every platform and costs a few NumPy operations per batch. No torch import here: serving
 uses this module with onnxruntime alone.
@@ -22,6 +29,7 @@ uses this module with onnxruntime alone.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +41,12 @@ from pipeline.errors import DistillError
 PAD = 0
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _STEP = np.uint64(1_000_003)
+WORDS = "words"  # distill.featurizer.tokenizer value for the words mode
+_WORD_RE = re.compile(r"\w+|[^\w\s]")
+# Invisible format characters (soft hyphen, zero-width space / joiners, direction marks, word joiner,
+# BOM): removed before splitting, so "pa\u200byment" is still one word.
+_INVISIBLE_RE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+_MEMO_WORDS = 200_000  # memoised words per featurizer before the table is cleared
 
 
 class FeaturizerError(DistillError):
@@ -67,10 +81,13 @@ class FeaturizerSpec:
     buckets: int = 65536
     char_ngrams: tuple[int, ...] = ()
     max_chars: int | None = None
+    words: bool = False  # words mode: no tokenizer, ``tokenizer_json`` is empty
 
     def config(self) -> dict[str, Any]:
         out = {"lowercase": self.lowercase, "max_tokens": self.max_tokens,
                "ngrams": list(self.ngrams), "buckets": self.buckets}
+        if self.words:
+            out["tokenizer"] = WORDS
         if self.char_ngrams:  # only when used, so digests of bundles made before this key stay the same
             out["char_ngrams"] = list(self.char_ngrams)
         if self.max_chars is not None:
@@ -86,10 +103,11 @@ class FeaturizerSpec:
 
 def spec_from_config(cfg) -> FeaturizerSpec:
     """Build a spec from the ``distill.featurizer`` params section (reads the tokenizer file once)."""
-    path = resolve_tokenizer_path(cfg.tokenizer)
-    return FeaturizerSpec(tokenizer_json=path.read_text(encoding="utf-8"), lowercase=cfg.lowercase,
+    words = cfg.tokenizer == WORDS
+    text = "" if words else resolve_tokenizer_path(cfg.tokenizer).read_text(encoding="utf-8")
+    return FeaturizerSpec(tokenizer_json=text, lowercase=cfg.lowercase,
                           max_tokens=cfg.max_tokens, ngrams=tuple(cfg.ngrams), buckets=cfg.buckets,
-                          char_ngrams=tuple(cfg.char_ngrams), max_chars=cfg.max_chars)
+                          char_ngrams=tuple(cfg.char_ngrams), max_chars=cfg.max_chars, words=words)
 
 
 def spec_from_dict(config: dict[str, Any], tokenizer_json: str) -> FeaturizerSpec:
@@ -97,16 +115,23 @@ def spec_from_dict(config: dict[str, Any], tokenizer_json: str) -> FeaturizerSpe
                           max_tokens=int(config["max_tokens"]), ngrams=tuple(int(n) for n in config["ngrams"]),
                           buckets=int(config["buckets"]),
                           char_ngrams=tuple(int(n) for n in config.get("char_ngrams", ())),
-                          max_chars=None if config.get("max_chars") is None else int(config["max_chars"]))
+                          max_chars=None if config.get("max_chars") is None else int(config["max_chars"]),
+                          words=config.get("tokenizer") == WORDS)
 
 
 class Featurizer:
     """Callable: list of texts -> int64 id matrix ``[batch, width]`` (0 = padding)."""
 
     def __init__(self, spec: FeaturizerSpec):
+        self.spec = spec
+        if spec.words:
+            self.vocab_size = 1  # only the padding id; every feature is hashed
+            self.num_features = 1 + spec.buckets
+            self._char_table = None
+            self._memo: dict[str, tuple[bytes, bytes, bytes]] = {}
+            return
         from tokenizers import Tokenizer
 
-        self.spec = spec
         try:
             tok = Tokenizer.from_str(spec.tokenizer_json)
         except Exception as exc:  # the Rust error names the broken field
@@ -149,7 +174,62 @@ class Featurizer:
             ids = np.zeros((len(encs), 1), dtype=np.int64)
         return ids
 
+    def _word(self, word: str) -> tuple[bytes, bytes, bytes]:
+        """The word's 64-bit hash, its own feature ids (the word, then its char n-grams) and their count,
+        each packed as little-endian 64-bit integers so a batch joins them without a Python loop. Memoised."""
+        entry = self._memo.get(word)
+        if entry is None:
+            b = self.spec.buckets
+            h = _stable_hash("w\x1f" + word)
+            marked = "<" + word + ">"
+            grams = dict.fromkeys(marked[i:i + n] for n in self.spec.char_ngrams for i in range(len(marked) - n + 1))
+            own = np.array([1 + h % b, *(1 + _stable_hash("c\x1f" + g) % b for g in grams)], dtype="<i8")
+            entry = (np.array([h], dtype="<u8").tobytes(), own.tobytes(), np.array([len(own)], dtype="<i8").tobytes())
+            if len(self._memo) >= _MEMO_WORDS:
+                self._memo.clear()
+            self._memo[word] = entry
+        return entry
+
+    def _word_features(self, texts: list[str]) -> np.ndarray:
+        """Per text: each word's own ids (word, char n-grams) in order, then its word n-grams in order."""
+        spec, memo, word = self.spec, self._memo, self._word
+        cut, lower, limit = spec.max_chars, spec.lowercase, spec.max_tokens
+        entries: list[tuple[bytes, bytes, bytes]] = []
+        counts = np.zeros(len(texts), dtype=np.int64)
+        for i, text in enumerate(texts):
+            if cut is not None:
+                text = text[:cut]
+            if lower:
+                text = text.lower()
+            found = _WORD_RE.findall(_INVISIBLE_RE.sub("", text))[:limit]
+            counts[i] = len(found)
+            entries.extend(memo.get(w) or word(w) for w in found)
+        packed = list(zip(*entries)) or [(), (), ()]
+        hashes = np.frombuffer(b"".join(packed[0]), dtype="<u8").astype(np.uint64)
+        own = np.frombuffer(b"".join(packed[1]), dtype="<i8").astype(np.int64)
+        own_len = np.frombuffer(b"".join(packed[2]), dtype="<i8").astype(np.int64)
+        text_of_word = np.repeat(np.arange(len(texts)), counts)
+        parts_rows, parts_ids = [np.repeat(text_of_word, own_len)], [own]
+        for n in spec.ngrams[1:]:
+            if len(hashes) < n:
+                continue
+            h = hashes[:len(hashes) - n + 1].copy()
+            for k in range(1, n):
+                h = h * _STEP + hashes[k:len(hashes) - n + 1 + k]
+            same_text = text_of_word[:len(h)] == text_of_word[n - 1:]  # the n words lie in one text
+            parts_rows.append(text_of_word[:len(h)][same_text])
+            parts_ids.append((((h * _MIX) >> np.uint64(17)) % np.uint64(spec.buckets)).astype(np.int64)[same_text] + 1)
+        rows, ids = np.concatenate(parts_rows), np.concatenate(parts_ids)
+        order = np.argsort(rows, kind="stable")  # each text's own ids, then its n-grams by order
+        rows, ids = rows[order], ids[order]
+        lengths = np.bincount(rows, minlength=len(texts))
+        out = np.zeros((len(texts), max(1, int(lengths.max(initial=0)))), dtype=np.int64)
+        out[rows, np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)] = ids
+        return out
+
     def __call__(self, texts: list[str]) -> np.ndarray:
+        if self.spec.words:
+            return self._word_features(list(texts))
         ids = self.token_ids(texts)
         if len(self.spec.ngrams) == 1 and self._char_table is None:
             return ids

@@ -123,6 +123,26 @@ print(json.dumps({{"torch": "torch" in sys.modules, "shape": list(p.shape), "ids
     assert np.array_equal(np.array(got["ids"]), train_ids)
 
 
+def test_the_words_featurizer_trains_exports_and_serves_without_a_tokenizer_file(frames, tmp_path):
+    from pipeline.bundle import load_bundle
+    from pipeline.distill.checkpoint import load_student
+    from pipeline.export import export_bundle
+    from pipeline.students.featurize import Featurizer
+
+    cfg = _cfg(featurizer={"tokenizer": "words", "buckets": 4096, "char_ngrams": [3, 4]})
+    result = train_from_frames(*frames, cfg, seed=7, out_dir=tmp_path / "student")
+    assert result.metrics["test_accuracy"] > 0.35, result.metrics
+    texts = frames[0].loc[frames[0].split == "test", "text"].tolist()
+    export_cfg = parse_params({"ingest": {}, "export": {"latency_texts": 10}}).export
+    m = export_bundle(result.checkpoint, tmp_path / "bundle", export_cfg, texts)
+    assert m["passed"], m["problems"]
+    assert not (tmp_path / "bundle" / "tokenizer.json").exists() and m["files_bytes"]["tokenizer"] == 0
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.featurizer.spec.words
+    spec = load_student(result.checkpoint).featurizer_spec
+    assert np.array_equal(bundle.featurizer(texts[:20]), Featurizer(spec)(texts[:20]))
+
+
 def test_export_fails_when_parity_thresholds_are_breached(trained, frames, tmp_path):
     from pipeline.export import export_bundle
 

@@ -54,6 +54,43 @@ def test_featurization_does_not_depend_on_batch_composition():
     assert sorted(alone[alone != 0]) == sorted(batched[batched != 0])
 
 
+def _words(**kw):
+    return Featurizer(spec_from_config(FeaturizerConfig(tokenizer="words", **{"buckets": 5000, **kw})))
+
+
+def test_words_mode_hashes_words_their_char_ngrams_and_word_bigrams_without_a_tokenizer():
+    f = _words(char_ngrams=[3])
+    assert f.num_features == 1 + 5000 and f.spec.tokenizer_json == "" and f.spec.config()["tokenizer"] == "words"
+    ids = f(["Top up?", "", "top up top up"])
+    assert ids.dtype == np.int64 and ((ids >= 0) & (ids <= 5000)).all()
+    assert (ids[1] == 0).all()  # empty text: padding only
+    # "top" -> word + "<to","top","op>"; "up" -> word + "<up","up>"; "?" -> word + "<?>"; then 2 bigrams
+    first = ids[0][ids[0] != 0].tolist()
+    assert len(first) == 4 + 3 + 2 + 2
+    # lowercased: "Top up" and "top up" give the same ids; a repeated bigram hashes the same
+    last = ids[2][ids[2] != 0].tolist()
+    assert last[:7] == first[:7] and last[7:14] == first[:7]
+    bigrams = last[14:]
+    assert len(bigrams) == 3 and bigrams[0] == bigrams[2] != bigrams[1]
+    # char n-grams let "transfer" and "transfers" share ids
+    a, b = f(["transfer"])[0], f(["transfers"])[0]
+    assert len(set(a.tolist()) & set(b.tolist())) >= 7
+    assert (_words(char_ngrams=[3])(["Top up?", "x"]) == f(["Top up?", "x"])).all()  # stable in every process
+    # invisible characters do not split a word
+    assert f(["pay\u200bment\ufeff"]).tolist() == f(["payment"]).tolist()
+
+
+def test_words_mode_is_batch_independent_and_honours_the_limits():
+    f = _words(char_ngrams=[3, 4], max_tokens=3, max_chars=12)
+    alone = [f([t])[0] for t in TEXTS]
+    batched = f(TEXTS)
+    for i, row in enumerate(alone):
+        assert row[row != 0].tolist() == batched[i][batched[i] != 0].tolist()
+    # only the first 3 words, of the first 12 characters, count
+    assert f(["how do i top up my card"])[0].tolist() == f(["how do i"])[0].tolist()
+    assert f(["abcdefghijkl xyz"])[0].tolist() == f(["abcdefghijkl"])[0].tolist()
+
+
 def test_registry_builds_both_students_and_rejects_bad_kwargs():
     import torch
 
@@ -61,11 +98,14 @@ def test_registry_builds_both_students_and_rejects_bad_kwargs():
     bag_spec = spec_from_config(FeaturizerConfig(buckets=512))
     seq_spec = spec_from_config(FeaturizerConfig(ngrams=[1]))
     for name, spec, kwargs in (("hashed-ngram-bag", bag_spec, {"dim": 8}),
+                               ("hashed-ngram-bag", bag_spec, {"dim": 8, "hidden": 16}),
                                ("wordpiece-cnn", seq_spec, {"dim": 16, "channels": 8})):
         f = Featurizer(spec)
         model = build_student(name, f.num_features, 5, spec, **kwargs)
         out = model(torch.from_numpy(f(TEXTS)))
         assert out.shape == (4, 5) and torch.isfinite(out).all()
+        if kwargs.get("hidden"):  # a ReLU layer of that width between the pooled bag and the classes
+            assert [tuple(p.shape) for p in model.head.parameters()] == [(16, 8), (16,), (5, 16), (5,)]
     with pytest.raises(StudentConfigError, match="does not take \\['width'\\]"):
         build_student("hashed-ngram-bag", 100, 5, bag_spec, width=3)
     with pytest.raises(StudentConfigError, match="ngrams: \\[1\\]"):
