@@ -1,9 +1,10 @@
 """Transfer-set augmentation: word dropout, masking, span sampling and adjacent swaps.
 
-``augment_rows`` turns each unlabeled text into ``augment.variants`` perturbed copies, seeded per
-(seed, origin id, variant) so the same input always gives the same texts. The label stage adds them as
-``split = augmented`` rows (with ``origin_id``) and labels them through the teacher cache, so each
-augmented text costs one teacher call ever. Used by ``python -m pipeline.label``.
+``augment_rows`` turns each text of ``augment.splits`` (labeled and unlabeled by default) into
+``augment.variants`` perturbed copies, seeded per (seed, origin id, variant) so the same input always
+gives the same texts. The label stage adds them as ``split = augmented`` rows (with ``origin_id``) and
+labels them through the teacher cache, so each augmented text costs one teacher call ever; they never
+carry a gold label. Used by the label stage (``python -m pipeline.stages.label``).
 """
 
 from __future__ import annotations

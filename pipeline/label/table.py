@@ -33,7 +33,7 @@ class LabelingFailed(DistillError):
 
 
 def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feedback=None):
-    """Label ingested rows (+ augmented unlabeled rows, + monitor feedback texts). Returns (labels frame,
+    """Label ingested rows (+ augmented variants of transfer texts, + monitor feedback texts). Returns (labels frame,
     label names, metrics). ``feedback``: texts the monitor found student and teacher disagreeing on
     (``text`` column); they join the transfer set as split ``feedback``."""
     import pandas as pd
@@ -48,8 +48,8 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
 
     rows = frame[["id", "text", "split"]].assign(origin_id=None)
     rows["id"] = rows["id"].astype(str)
-    unlabeled = rows[rows["split"] == "unlabeled"]
-    aug, aug_counts = augment_rows(unlabeled["id"].tolist(), unlabeled["text"].tolist(), params.augment, params.seed)
+    sources = rows[rows["split"].isin(params.augment.splits)]
+    aug, aug_counts = augment_rows(sources["id"].tolist(), sources["text"].tolist(), params.augment, params.seed)
     if aug:
         rows = pd.concat([rows, pd.DataFrame(aug)], ignore_index=True)
     feedback_rows = 0
