@@ -114,11 +114,21 @@ def test_augmented_rows_are_deterministic_and_cached(work):
     assert run(tmp, params, data) == 0
     out = pd.read_parquet(tmp / "labels.parquet")
     aug = out[out["split"] == "augmented"]
-    unlabeled = out[out["split"] == "unlabeled"]
-    assert len(aug) > len(unlabeled) and set(aug["origin_id"]) <= set(unlabeled["id"])
+    unlabeled, labeled = out[out["split"] == "unlabeled"], out[out["split"] == "labeled"]
+    # labeled and unlabeled texts are both augmented by default (augment.splits)
+    assert len(aug) > len(unlabeled) + len(labeled)
+    assert set(aug["origin_id"]) <= set(unlabeled["id"]) | set(labeled["id"])  # a variant equal to its text is dropped
+    assert set(aug["origin_id"]) & set(labeled["id"]) and set(aug["origin_id"]) & set(unlabeled["id"])
     assert len(calls(log)) == out["text"].nunique()
     log.unlink()
     assert run(tmp, params, data) == 0
     assert calls(log) == []
     again = pd.read_parquet(tmp / "labels.parquet")
     assert again[again["split"] == "augmented"]["text"].tolist() == aug["text"].tolist()
+    # only the unlabeled split: the same variants of those texts, no more teacher calls
+    params.write_text(text.replace("variants: 3", "variants: 3\n  splits: [unlabeled]"))
+    assert run(tmp, params, data) == 0 and calls(log) == []
+    only = pd.read_parquet(tmp / "labels.parquet")
+    only_aug = only[only["split"] == "augmented"]
+    assert set(only_aug["origin_id"]) == set(aug["origin_id"]) & set(unlabeled["id"])
+    assert set(only_aug["text"]) == set(aug.loc[aug["origin_id"].isin(set(unlabeled["id"])), "text"])
