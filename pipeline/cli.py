@@ -88,7 +88,7 @@ def bench(
     threads: str = typer.Option("1,2", help="comma-separated thread counts to time every model at"),
     speed_texts: int = typer.Option(1000, help="test texts every model is timed on"),
     set_: list[str] = typer.Option([], "--set", help="override a params key: KEY=VALUE (repeatable)"),
-    peers: str = typer.Option("tfidf-lr,model2vec-lr", help="comma-separated peers to train on the same labels "
+    peers: str = typer.Option("tfidf-lr,fasttext,model2vec-lr", help="comma-separated peers to train on the same labels "
                               "('' for none)"),
 ) -> None:
     """Quality-per-cost benchmark: teacher, distilled student, gold-only student and the peers a user would

@@ -267,7 +267,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
             key = name if regime == "distilled" else f"{name}-gold-only"
             peers[key] = {"peer": name, "regime": regime, "accuracy": m.accuracy(probs[known], y[known]),
                           "agreement_with_teacher": m.agreement(probs, teacher_probs), "bytes": peer.bytes,
-                          "C": peer.C, "val_score": peer.val_score}
+                          "settings": peer.settings, "val_score": peer.val_score}
     gold_only = {"student": gold.metrics["test_accuracy"],
                  **{v["peer"]: v["accuracy"] for v in peers.values() if v["regime"] == "gold_only"}}
     best_gold = max(gold_only, key=gold_only.get)

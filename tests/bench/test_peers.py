@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline.bench import gold_only_frame
-from pipeline.bench.peers import fit_model2vec_lr, fit_peers, fit_tfidf_lr, peer_data
+from pipeline.bench.peers import fit_fasttext, fit_model2vec_lr, fit_peers, fit_tfidf_lr, peer_data
 from pipeline.distill.data import build_transfer_set
 
 pytestmark = pytest.mark.unit
@@ -69,7 +69,7 @@ def test_tfidf_peer_learns_the_classes_and_reports_its_size():
     probs = fitted.predict_proba(["refund my invoice charge", "my card pin was declined at the atm"])
     assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1.0)
     assert probs.argmax(axis=1).tolist() == [0, 1]
-    assert fitted.bytes > 1000 and fitted.C in (1.0, 10.0, 100.0) and 0.0 <= fitted.val_score <= 1.0
+    assert fitted.bytes > 1000 and fitted.settings["C"] in (1.0, 10.0, 100.0) and 0.0 <= fitted.val_score <= 1.0
 
 
 def test_model2vec_peer_runs_on_a_static_model_and_unknown_peers_are_refused(tmp_path):
@@ -89,4 +89,14 @@ def test_model2vec_peer_runs_on_a_static_model_and_unknown_peers_are_refused(tmp
     assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1.0)
     assert fitted.bytes >= vectors.nbytes
     with pytest.raises(ConfigError, match="known"):
-        fit_peers(data, data, 3, 0, tmp_path, None, names=["fasttext-lr"])
+        fit_peers(data, data, 3, 0, tmp_path, None, names=["bert-lr"])
+
+
+def test_fasttext_peer_learns_the_classes_from_the_same_rows():
+    table, labels = _frames(90)
+    data = build_transfer_set(table, labels, NAMES, 0.2)
+    fitted = fit_fasttext(peer_data(data, gold_only=False), len(NAMES), seed=0)
+    probs = fitted.predict_proba(["refund my invoice charge", "flight and hotel\nabroad"])
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)
+    assert probs.argmax(axis=1).tolist() == [0, 2]
+    assert set(fitted.settings) == {"epochs", "lr"} and fitted.bytes > 0
