@@ -56,8 +56,13 @@ class SlicesConfig(Section):
     min_rows: int = Field(default=10, ge=1)
     # Lowest gold accuracy on any slice.
     min_accuracy: float = Field(default=0.75, ge=0.0, le=1.0)
-    # Lowest teacher agreement on any slice.
-    min_agreement: float = Field(default=0.80, ge=0.0, le=1.0)
+    # A slice's gold accuracy must reach the teacher's accuracy on the same rows minus this (both as
+    # upper bounds when confidence is set); null: no check against the teacher.
+    teacher_tolerance: float | None = Field(default=0.05, ge=0.0, le=1.0)
+    # Lowest teacher agreement on every slice. null: a slice with gold labels is judged on accuracy
+    # (min_accuracy and teacher_tolerance), one without on agreement >= agreement.min_agreement. A
+    # student as accurate as its teacher on a slice may err on other rows than the teacher does.
+    min_agreement: float | None = Field(default=None, ge=0.0, le=1.0)
     # null: a slice's accuracy/agreement must reach its floor. A confidence (e.g. 0.9): its one-sided
     # Wilson upper bound must, i.e. a slice fails when its rows show at that confidence that it is below.
     confidence: float | None = Field(default=None, gt=0.5, lt=1.0)

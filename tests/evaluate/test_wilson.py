@@ -31,6 +31,7 @@ def _ctx(student_right: int, n: int, confidence):
                            test_groups=["hard"] * n, labels=["ham", "spam"])
     cfg = EvaluateConfig.model_validate({"slices": {"groups": ["hard"], "min_rows": 5, "min_accuracy": 0.8,
                                                     "min_agreement": 0.8, "confidence": confidence,
+                                                    "teacher_tolerance": None,
                                                     "length_quantiles": [0.1, 0.9]}})
     outputs = {"teacher": teacher, "student_int8": student}
     ctx = SimpleNamespace(data=data, cfg=cfg, models=["teacher", "student_int8"],
@@ -50,3 +51,48 @@ def test_slice_floor_with_and_without_confidence(right, confidence, passes):
     assert verdict.passed is passes, verdict.checks
     if confidence is not None:
         assert {c.metric for c in verdict.checks} == {"accuracy_upper", "agreement_upper"}
+
+
+def _slice_ctx(teacher_right: int, student_right: int, n: int, gold: bool = True, **slices_cfg):
+    """A slice where teacher and student are right on their first rows, wrong (on other rows) after."""
+    from types import SimpleNamespace
+
+    targets = np.zeros(n, dtype=np.int64) if gold else np.full(n, -1, dtype=np.int64)
+    right, wrong = [0.9, 0.1], [0.2, 0.8]
+    teacher = np.array([right if i < teacher_right else wrong for i in range(n)])
+    # the student errs on the *first* rows, so it disagrees with the teacher on both sets of mistakes
+    student = np.array([wrong if i < n - student_right else right for i in range(n)])
+    data = SimpleNamespace(test_texts=[f"t{i}" for i in range(n)], test_targets=targets,
+                           test_groups=["hard"] * n, labels=["ham", "spam"])
+    cfg = EvaluateConfig.model_validate({"slices": {"groups": ["hard"], "min_rows": 5, "confidence": 0.9,
+                                                    "length_quantiles": [0.1, 0.9], **slices_cfg}})
+    outputs = {"teacher": teacher, "student_int8": student}
+    return SimpleNamespace(data=data, cfg=cfg, models=["teacher", "student_int8"],
+                           predict=lambda model, texts: outputs[model][[int(t[1:]) for t in texts]])
+
+
+def _slice_verdict(ctx):
+    result = slices(ctx)
+    metrics = {"slice/group=hard": result.metrics["slice/group=hard"]}
+    return decide(metrics, [r for r in result.rules if r.suite == "slice/group=hard"], ["student_int8"])
+
+
+def test_a_slice_is_judged_against_the_teacher_not_on_agreement_when_it_has_gold():
+    # teacher and student both right on 48 of 59, on different rows: agreement 37/59 = 0.63
+    verdict = _slice_verdict(_slice_ctx(48, 48, 59))
+    assert verdict.passed, verdict.checks
+    checks = {(c.metric, c.kind) for c in verdict.checks}
+    assert checks == {("accuracy_upper", "threshold"), ("accuracy_upper", "teacher")}
+    # a student clearly below its teacher on the slice fails the teacher check alone
+    worse = _slice_verdict(_slice_ctx(58, 48, 59))
+    assert [(c.metric, c.kind) for c in worse.failing] == [("accuracy_upper", "teacher")]
+    assert worse.failing[0].reference == pytest.approx(wilson_upper(58 / 59, 59, 0.9))
+    # the absolute agreement floor is still the user's to set
+    strict = _slice_verdict(_slice_ctx(48, 48, 59, min_agreement=0.8))
+    assert [(c.metric, c.kind) for c in strict.failing] == [("agreement_upper", "threshold")]
+
+
+def test_a_slice_without_gold_is_judged_on_agreement():
+    verdict = _slice_verdict(_slice_ctx(48, 48, 59, gold=False))
+    assert [(c.metric, c.threshold) for c in verdict.checks] == [("agreement_upper", 0.9)]  # agreement.min_agreement
+    assert not verdict.passed

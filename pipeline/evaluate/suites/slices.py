@@ -1,7 +1,10 @@
 """Data-derived slices of the test split: named groups (hard ham), short and long texts, rare classes.
 
 Each slice with at least ``slices.min_rows`` rows is scored on accuracy against gold and agreement with
-the teacher; a slice with fewer rows is listed in the report as skipped (too small to judge). With
+the teacher; a slice with fewer rows is listed in the report as skipped (too small to judge). A slice
+with gold labels is gated on accuracy: an absolute floor and the teacher's own accuracy on the same rows
+minus ``slices.teacher_tolerance``. Agreement is gated where there is no gold (or everywhere, with
+``slices.min_agreement`` set): a student exactly as accurate as its teacher may still err on other rows. With
 ``slices.confidence`` set, the floors apply to the one-sided Wilson upper bounds (``accuracy_upper``,
 ``agreement_upper``), reported beside the plain values: small slices fail on evidence, not on one text.
 """
@@ -63,10 +66,14 @@ def slices(ctx: EvalContext) -> SuiteResult:
                     entry[f"{metric}_upper"] = m.wilson_upper(entry[metric], len(rows), cfg.confidence)
             result.metrics[name][model] = entry
         suffix = "_upper" if cfg.confidence is not None else ""
-        if (targets >= 0).all():
+        gold = bool((targets >= 0).all())
+        if gold:
             result.rules.append(Rule(name, "accuracy" + suffix, ">=", cfg.min_accuracy))
-        if teacher is not None:
-            result.rules.append(Rule(name, "agreement" + suffix, ">=", cfg.min_agreement))
+            if teacher is not None and cfg.teacher_tolerance is not None:
+                result.rules.append(Rule(name, "accuracy" + suffix, ">=", cfg.teacher_tolerance, vs_teacher=True))
+        if teacher is not None and (cfg.min_agreement is not None or not gold):
+            floor = cfg.min_agreement if cfg.min_agreement is not None else ctx.cfg.agreement.min_agreement
+            result.rules.append(Rule(name, "agreement" + suffix, ">=", floor))
     if skipped:
         result.details["skipped_slices"] = skipped
     return result
