@@ -148,7 +148,7 @@ def fit_model2vec_lr(data: PeerData, k: int, seed: int, static_model=None, **_: 
                       size, settings, score, clf.classes_)
 
 
-FASTTEXT_GRID = ((10, 0.1), (25, 0.1), (25, 0.5))  # (epochs, learning rate)
+FASTTEXT_GRID = ((25, 0.5), (25, 1.0), (50, 1.0))  # (epochs, learning rate); fastText's small-data advice is lr 0.5-1.0
 
 
 def _fasttext_line(text: str) -> str:
