@@ -39,7 +39,8 @@ def plot(records: dict[str, dict[str, Any]], out: str | Path) -> Path:
             marker = "*" if label.startswith("student") else ("s" if label == "teacher" else "o")
             ax.scatter([speed], [100 * acc], s=90 if marker == "*" else 45, marker=marker,
                        facecolors="none" if gold_only else None, edgecolors="black" if gold_only else None)
-            ax.annotate(label, (speed, 100 * acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(label, (speed, 100 * acc), textcoords="offset points", fontsize=8,
+                        xytext=(5, -11) if gold_only or label == "student fp32" else (5, 4))  # overlaps apart
         ax.set_xscale("log")
         ax.set_xlabel(f"texts/s at {max(record['threads'])} thread(s), log scale")
         ax.set_ylabel("test accuracy (%)")
