@@ -260,6 +260,9 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
         "agreement_with_teacher": m.agreement(int8_probs, teacher_probs),
         "gain_over_gold_only": int8_acc - gold.metrics["test_accuracy"],
     }
+    from pipeline.bench.cascade import cascade_curve
+
+    cascade = cascade_curve(bundle.predict_proba(data.val_texts, "int8"), int8_probs, teacher_probs, y)
     peers = {}
     for name, regimes in fitted.items():
         for regime, peer in regimes.items():
@@ -301,6 +304,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
                                     for n in speed["teacher"]},
         "bytes": sizes,
         "peers": peers,
+        "cascade": cascade,
         "size_ratio_teacher_to_int8": sizes["teacher"] / sizes["student_int8"] if sizes["teacher"] else None,
         "parity": {"fp32": export["fp32"], "int8": export["int8"], "passed": export["passed"]},
         "student": {"name": params.distill.student.name, "kwargs": dict(params.distill.student.kwargs),
@@ -357,6 +361,12 @@ def render_table(record: dict[str, Any]) -> str:
     if q.get("best_peer"):
         lines.append(f"int8 student against the best peer on the same labels ({q['best_peer']['model']}, "
                      f"{_pct(q['best_peer']['accuracy'])}): {100 * q['margin_over_best_peer']:+.1f} points")
+    if record.get("cascade"):
+        lines += ["", "| cascade: target deferral (cut set on validation) | test texts deferred to the teacher "
+                  "| accuracy | share of the teacher's |", "|---|---|---|---|"]
+        for row in record["cascade"]:
+            lines.append(f"| {_pct(row['target_rate'])} | {_pct(row['deferred'])} | {_pct(row['accuracy'])} "
+                         f"| {_pct(row['retention'])} |")
     lines += [
         "",
         f"| path ({record['speed_texts']} test texts, batch {record['batch']}) | threads | texts/s | "

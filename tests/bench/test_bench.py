@@ -98,6 +98,12 @@ def test_bench_writes_every_field_and_prints_the_table(tmp_path, monkeypatch):
         assert set(peer["texts_per_s_by_threads"]) == {"1", "2"}
         assert f"| tfidf-lr, {'gold labels only' if 'gold' in key else 'the student' + chr(39) + 's labels'} |" \
             in result.output
+    # the cascade curve: with no deferral it is the student alone; every row holds shares
+    cascade = record["cascade"]
+    assert [r["target_rate"] for r in cascade] == [0.0, 0.05, 0.1, 0.15, 0.2, 0.3]
+    assert cascade[0]["deferred"] == 0.0 and cascade[0]["accuracy"] == pytest.approx(q["student_int8_accuracy"])
+    assert all(0.0 <= r["deferred"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0 for r in cascade)
+    assert "| cascade: target deferral" in result.output
     assert q["margin_over_best_peer"] == pytest.approx(q["student_int8_accuracy"] - q["best_peer"]["accuracy"])
     assert q["best_peer"] == {"model": "tfidf-lr", "accuracy": record["peers"]["tfidf-lr"]["accuracy"]}
     best_gold = max(q["gold_only_accuracy"], record["peers"]["tfidf-lr-gold-only"]["accuracy"])
