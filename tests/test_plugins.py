@@ -14,6 +14,7 @@ pytestmark = pytest.mark.unit
 
 def registries() -> dict[str, Plugins]:
     from pipeline.augment import OPS
+    from pipeline.bench.peers import PEERS
     from pipeline.evaluate.perturb import PERTURBATIONS
     from pipeline.evaluate.suites.base import SUITES
     from pipeline.ingest.sources import READERS
@@ -22,7 +23,7 @@ def registries() -> dict[str, Plugins]:
     from pipeline.teachers.base import TEACHERS
 
     return {"teachers": TEACHERS, "students": STUDENTS, "losses": LOSSES, "readers": READERS, "augment": OPS,
-            "suites": SUITES, "perturbations": PERTURBATIONS}
+            "suites": SUITES, "perturbations": PERTURBATIONS, "peers": PEERS}
 
 
 @pytest.mark.parametrize("name", sorted(registries()))

@@ -177,16 +177,14 @@ def peer_speed(fitted, peers: dict[str, dict], texts: list[str], threads: Sequen
     """Texts/s of every peer, per thread count (BLAS threads limited to it), written into ``peers``."""
     from threadpoolctl import threadpool_limits
 
-    for name, regimes in fitted.items():
-        for regime, peer in regimes.items():
-            key = name if regime == "distilled" else f"{name}-gold-only"
-            by_threads = {}
-            for n in threads:
-                with threadpool_limits(n):
-                    by_threads[str(n)] = throughput(peer.predict_proba, texts, batch)
-                log.info("bench: peer %s, %d thread(s): %.0f texts/s", key, n, by_threads[str(n)])
-            peers[key]["texts_per_s_by_threads"] = by_threads
-            peers[key]["texts_per_s"] = by_threads[str(max(threads))]
+    for key, peer in fitted.items():
+        by_threads = {}
+        for n in threads:
+            with threadpool_limits(n):
+                by_threads[str(n)] = throughput(peer.predict_proba, texts, batch)
+            log.info("bench: peer %s, %d thread(s): %.0f texts/s", key, n, by_threads[str(n)])
+        peers[key]["texts_per_s_by_threads"] = by_threads
+        peers[key]["texts_per_s"] = by_threads[str(max(threads))]
 
 
 def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), speed_texts: int = 1000,
@@ -197,7 +195,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
 
     from pipeline.bundle import load_bundle
     from pipeline.config.distill import LossTerm
-    from pipeline.bench.peers import PEERS, encoder_source_of, fit_peers, static_model_folder
+    from pipeline.bench.peers import encoder_source_of, fit_peers, static_model_folder
     from pipeline.distill import train_transfer_set
     from pipeline.distill.data import build_transfer_set
     from pipeline.distill.checkpoint import load_student
@@ -232,8 +230,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
         gold = train_transfer_set(gold_data, gold_cfg, params.seed, workdir / "student-gold")
     with _timed(stages, "peers"):
         fitted = fit_peers(data, gold_data, len(names), params.seed, static_model_folder(params, workdir),
-                           encoder_source_of(params),
-                           PEERS if peer_names is None else peer_names)
+                           encoder_source_of(params), peer_names)
     with _timed(stages, "export"):
         export = export_bundle(distilled.checkpoint, workdir / "bundle", params.export,
                                evaluation_texts(table, labels_frame))
@@ -264,13 +261,11 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
 
     cascade = cascade_curve(bundle.predict_proba(data.val_texts, "int8"), int8_probs, teacher_probs, y)
     peers = {}
-    for name, regimes in fitted.items():
-        for regime, peer in regimes.items():
-            probs = peer.predict_proba(texts)
-            key = name if regime == "distilled" else f"{name}-gold-only"
-            peers[key] = {"peer": name, "regime": regime, "accuracy": m.accuracy(probs[known], y[known]),
-                          "agreement_with_teacher": m.agreement(probs, teacher_probs), "bytes": peer.bytes,
-                          "settings": peer.settings, "val_score": peer.val_score}
+    for key, peer in fitted.items():
+        probs = peer.predict_proba(texts)
+        peers[key] = {"peer": peer.name, "regime": peer.regime, "accuracy": m.accuracy(probs[known], y[known]),
+                      "agreement_with_teacher": m.agreement(probs, teacher_probs), "bytes": peer.bytes,
+                      "settings": peer.settings, "val_score": peer.val_score}
     gold_only = {"student": gold.metrics["test_accuracy"],
                  **{v["peer"]: v["accuracy"] for v in peers.values() if v["regime"] == "gold_only"}}
     best_gold = max(gold_only, key=gold_only.get)
@@ -285,8 +280,8 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
 
     speed_sample = texts[:speed_texts]
     with _timed(stages, "speed"):
-        speed = measure_speed(uncached_teacher(params, workdir / "teacher"), load_student(distilled.checkpoint).model, workdir / "bundle", speed_sample,
-                              threads, params.export.throughput_batch, latency_texts)
+        speed = measure_speed(uncached_teacher(params, workdir / "teacher"), load_student(distilled.checkpoint).model,
+                              workdir / "bundle", speed_sample, threads, params.export.throughput_batch, latency_texts)
         peer_speed(fitted, peers, speed_sample, threads, params.export.throughput_batch)
     sizes = {"teacher": weight_bytes(teacher),
              "student_fp32": export["files_bytes"]["fp32"], "student_int8": export["files_bytes"]["int8"],

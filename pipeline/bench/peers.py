@@ -34,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.config.base import ConfigError
+from pipeline.plugins import Plugins
+
 log = logging.getLogger("distill.bench")
+
+# Peer trainers by name, for ``distill bench --peers``: (PeerData, classes, seed, **extra) -> FittedPeer.
+PEERS: Plugins[Callable[..., "FittedPeer"]] = Plugins("distill bench --peers entry", ConfigError)
 
 C_GRID = (1.0, 10.0, 100.0)
 MODEL2VEC_DIMS = 256
@@ -73,7 +79,12 @@ class FittedPeer:
     bytes: int
     settings: dict[str, float]  # what was selected on validation (C, or fastText's epochs and lr)
     val_score: float
-    classes: np.ndarray  # class indices the classifier saw, in its column order
+    regime: str = "distilled"  # or "gold_only"; set by fit_peers
+
+
+def peer_key(name: str, regime: str) -> str:
+    """bench.json key of a peer fit: ``tfidf-lr`` (the student's labels) or ``tfidf-lr-gold-only``."""
+    return name if regime == "distilled" else f"{name}-gold-only"
 
 
 def _pickled_bytes(*objects: Any) -> int:
@@ -103,6 +114,7 @@ def _select_and_fit(x_train, y, x_val, y_val, seed: int):
     return best
 
 
+@PEERS.register("tfidf-lr")
 def fit_tfidf_lr(data: PeerData, k: int, seed: int, **_: Any) -> FittedPeer:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
@@ -115,7 +127,7 @@ def fit_tfidf_lr(data: PeerData, k: int, seed: int, **_: Any) -> FittedPeer:
     clf, score, settings = _select_and_fit(x, data.train_targets, vectorizer.transform(data.val_texts),
                                            data.val_targets, seed)
     return FittedPeer("tfidf-lr", lambda texts: _full_probs(clf, vectorizer.transform(texts), k),
-                      _pickled_bytes(vectorizer, clf), settings, score, clf.classes_)
+                      _pickled_bytes(vectorizer, clf), settings, score)
 
 
 def model2vec_model(encoder_source: str, folder: Path):
@@ -136,6 +148,7 @@ def model2vec_model(encoder_source: str, folder: Path):
     return model
 
 
+@PEERS.register("model2vec-lr")
 def fit_model2vec_lr(data: PeerData, k: int, seed: int, static_model=None, **_: Any) -> FittedPeer:
     if static_model is None:
         raise ValueError("model2vec-lr needs the static model distilled from the teacher's encoder")
@@ -145,7 +158,7 @@ def fit_model2vec_lr(data: PeerData, k: int, seed: int, static_model=None, **_: 
     size = int(np.asarray(static_model.embedding).nbytes) + len(static_model.tokenizer.to_str().encode()) \
         + _pickled_bytes(clf)
     return FittedPeer("model2vec-lr", lambda texts: _full_probs(clf, static_model.encode(texts), k),
-                      size, settings, score, clf.classes_)
+                      size, settings, score)
 
 
 FASTTEXT_GRID = ((25, 0.5), (25, 1.0), (50, 1.0))  # (epochs, learning rate); fastText's small-data advice is lr 0.5-1.0
@@ -155,6 +168,7 @@ def _fasttext_line(text: str) -> str:
     return " ".join(text.split())  # one line per example, whitespace-separated
 
 
+@PEERS.register("fasttext")
 def fit_fasttext(data: PeerData, k: int, seed: int, **_: Any) -> FittedPeer:
     """fastText supervised (word bigrams, char 3-5-grams), one thread so a seed gives one model."""
     import tempfile
@@ -183,12 +197,7 @@ def fit_fasttext(data: PeerData, k: int, seed: int, **_: Any) -> FittedPeer:
         model, score, settings = best
         model.save_model(str(Path(tmp) / "model.bin"))
         size = (Path(tmp) / "model.bin").stat().st_size
-    return FittedPeer("fasttext", lambda texts: probs(model, texts), size, settings, score,
-                      np.unique(data.train_targets))
-
-
-PEERS: dict[str, Callable[..., FittedPeer]] = {"tfidf-lr": fit_tfidf_lr, "model2vec-lr": fit_model2vec_lr,
-                                               "fasttext": fit_fasttext}
+    return FittedPeer("fasttext", lambda texts: probs(model, texts), size, settings, score)
 
 
 def encoder_source_of(params) -> str | None:
@@ -207,21 +216,19 @@ def static_model_folder(params, workdir: Path) -> Path:
 
 
 def fit_peers(distilled_data, gold_data, k: int, seed: int, static_folder: Path, encoder_source: str | None,
-              names: Sequence[str] = tuple(PEERS)) -> dict[str, dict[str, FittedPeer]]:
-    """``{peer: {"distilled": FittedPeer, "gold_only": FittedPeer}}`` for every peer that can run here."""
-    unknown = [n for n in names if n not in PEERS]
-    if unknown:
-        from pipeline.config import ConfigError
-
-        raise ConfigError(f"bench peers: unknown {unknown}; known: {sorted(PEERS)}")
+              names: Sequence[str] | None = None) -> dict[str, FittedPeer]:
+    """Every peer that can run here, fitted on both regimes: ``{peer_key(name, regime): FittedPeer}``."""
+    trainers = {name: PEERS.get(name) for name in (PEERS.names() if names is None else names)}  # unknown: fails
     extra: dict[str, Any] = {}
-    out: dict[str, dict[str, FittedPeer]] = {}
-    for name in names:
+    out: dict[str, FittedPeer] = {}
+    for name, train in trainers.items():
         if name == "model2vec-lr":
             if encoder_source is None:
                 log.warning("bench: model2vec-lr skipped: the teacher has no encoder to distil static embeddings from")
                 continue
             extra["static_model"] = model2vec_model(encoder_source, static_folder)
-        out[name] = {regime: PEERS[name](peer_data(data, gold_only=regime == "gold_only"), k, seed, **extra)
-                     for regime, data in (("distilled", distilled_data), ("gold_only", gold_data))}
+        for regime, data in (("distilled", distilled_data), ("gold_only", gold_data)):
+            peer = train(peer_data(data, gold_only=regime == "gold_only"), k, seed, **extra)
+            peer.regime = regime
+            out[peer_key(name, regime)] = peer
     return out

@@ -180,7 +180,7 @@ class Featurizer:
         entry = self._memo.get(word)
         if entry is None:
             b = self.spec.buckets
-            h = _stable_hash("w\x1f" + word)
+            h = word_hash(word)
             marked = "<" + word + ">"
             grams = dict.fromkeys(marked[i:i + n] for n in self.spec.char_ngrams for i in range(len(marked) - n + 1))
             own = np.array([1 + h % b, *(1 + _stable_hash("c\x1f" + g) % b for g in grams)], dtype="<i8")
@@ -257,6 +257,11 @@ class Featurizer:
             packed[rows, np.cumsum(nonzero, axis=1)[rows, cols] - 1] = chars[rows, cols]
             parts.append(packed)
         return np.concatenate(parts, axis=1)
+
+
+def word_hash(word: str) -> int:
+    """The words featurizer's 64-bit hash of a word; its own feature id is ``1 + word_hash(word) % buckets``."""
+    return _stable_hash("w\x1f" + word)
 
 
 def _stable_hash(text: str) -> int:

@@ -29,7 +29,7 @@ def teacher_word_rows(featurizer, encoder: str, dim: int, scale: float):
     """
     import numpy as np
 
-    from pipeline.students.featurize import Featurizer, resolve_tokenizer_path
+    from pipeline.students.featurize import resolve_tokenizer_path, word_hash
     from pipeline.students.wordpiece_cnn import teacher_embedding_projection
 
     from tokenizers import Tokenizer
@@ -42,10 +42,8 @@ def teacher_word_rows(featurizer, encoder: str, dim: int, scale: float):
         return np.arange(1, len(vocab)), proj[1:]
     words = {piece: idx for piece, idx in vocab.items()
              if not piece.startswith("##") and not (piece.startswith("[") and piece.endswith("]"))}
-    feat = Featurizer(featurizer)
-    ids = np.array([feat._word(w)[1] for w in words], dtype=object)
-    first = np.array([np.frombuffer(b, dtype="<i8")[0] for b in ids], dtype=np.int64)  # the word's own id
-    return first, proj[list(words.values())]
+    own = np.array([1 + word_hash(w) % featurizer.buckets for w in words], dtype=np.int64)  # each word's own id
+    return own, proj[list(words.values())]
 
 
 @STUDENTS.register("hashed-ngram-bag")
