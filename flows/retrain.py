@@ -42,8 +42,14 @@ def push_outputs(root: str) -> str:
 
 def summarize(root: str, runs: list[dict], pushed: str | None) -> str:
     """A markdown summary: which stages ran, how long, and their metrics files."""
+    from pipeline.config import load_params
+    from pipeline.cost import cost_lines, pipeline_cost
+
     lines = ["# Retrain summary", "", "| stage | ran | seconds |", "|---|---|---|"]
     lines += [f"| {r['stage']} | {'yes' if r['ran'] else 'skipped (unchanged)'} | {r['seconds']} |" for r in runs]
+    cost = pipeline_cost(Path(root), load_params(Path(root) / "params.yaml"))
+    if cost is not None:
+        lines += ["", "## Cost", ""] + [f"- {line.strip()}" for line in cost_lines(cost)]
     for stage, files in dvcops.metrics_files(root).items():
         for name in files:
             path = Path(root) / name

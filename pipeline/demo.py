@@ -5,7 +5,8 @@
 3. the canary flow rolls the candidate out (the very first release has no production to compare
    with: it is promoted after a smoke check, and later releases walk the traffic steps);
 4. one monitor run over the prediction log (Evidently snapshot, periodic teacher comparison);
-5. a summary: teacher vs student, speed and size, gate, canary decision, drift verdict, where to look.
+5. a summary: teacher vs student, speed, size and cost (teacher, student and cascade per 1M predictions),
+   gate, canary decision, what the cascade sent to the teacher, drift verdict, where to look.
 
 A second run reuses every cache (DVC, the teacher's label cache) and re-runs nothing unchanged.
 """
@@ -74,6 +75,11 @@ def summary(root: Path, params, retrain: dict, canary: dict | None, monitor: dic
     teacher_mb = teacher_size_mb(params, root)
     if student_mb and teacher_mb:
         lines.append(f"size: student int8 {student_mb:.1f} MB vs teacher {teacher_mb:.1f} MB ({teacher_mb / student_mb:.0f}x smaller)")
+    from pipeline.cost import cost_lines, pipeline_cost
+
+    cost = pipeline_cost(root, params)
+    if cost is not None:
+        lines += cost_lines(cost)
     gate = _read(outputs.path("gate", root))
     if gate:
         failing = [f"{c.get('suite')}/{c.get('metric')}" for c in gate.get("checks", []) if not c.get("passed")]
@@ -86,6 +92,13 @@ def summary(root: Path, params, retrain: dict, canary: dict | None, monitor: dic
     if traffic is not None:
         lines.append(f"traffic replayed: {traffic['requests']} requests, statuses {traffic['statuses']}, "
                      f"transport errors {traffic['transport_errors']}")
+        sources = traffic.get("sources") or {}
+        if sources.get("teacher") or traffic.get("fallbacks"):
+            answered = sum(sources.values())
+            lines.append(f"cascade: the teacher answered {sources.get('teacher', 0)} of {answered} texts "
+                         f"({sources.get('teacher', 0) / max(answered, 1):.1%}), the student the rest"
+                         + (f"; deferred but answered by the student: {traffic['fallbacks']}"
+                            if traffic.get("fallbacks") else ""))
     if monitor is not None:
         verdict = monitor.get("verdict", {})
         lines.append(f"monitor: {verdict.get('status')} over {monitor.get('rows')} predictions; drift share "
@@ -165,7 +178,8 @@ def run_demo(root: str | Path = ".", push: bool = True) -> int:
                 since = time.time()
                 _wait_for_production_rows(engine, tbl, since, max(params.monitor.thresholds.min_rows, 300), 120)
             traffic = {"requests": load.requests, "statuses": dict(load.statuses),
-                       "transport_errors": load.transport_errors}
+                       "transport_errors": load.transport_errors, "sources": dict(load.sources),
+                       "fallbacks": dict(load.fallbacks)}
             monitor = monitor_flow(root=str(root))
         finally:
             engine.dispose()

@@ -31,7 +31,11 @@ COLUMNS = {
     "probs": "JSON list of probabilities, in the model's label order",
     "stable_label": "for canary-routed texts: what the stable model answered (null otherwise)",
     "latency_ms": "server-side latency of the request that carried this text",
+    "source": "who answered: student, or teacher (deferred by the cascade, serve.cascade)",
+    "student_label": "the student's own answer (differs from label where the teacher answered)",
 }
+# Columns added after the first release: connect() adds them to an older table (nullable).
+ADDED_COLUMNS = ("source", "student_label")
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -57,6 +61,8 @@ def table(metadata=None):
         sa.Column("probs", sa.Text, nullable=False),
         sa.Column("stable_label", sa.String(200), nullable=True),
         sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("source", sa.String(16), nullable=True),
+        sa.Column("student_label", sa.String(200), nullable=True),
     )
 
 
@@ -80,7 +86,22 @@ def connect(url: str | None = None):
     metadata = sa.MetaData()
     tbl = table(metadata)
     metadata.create_all(engine)
+    _add_missing_columns(engine, tbl)
     return engine, tbl
+
+
+def _add_missing_columns(engine, tbl) -> None:
+    """Bring a log written by an older server up to today's columns (ALTER TABLE ... ADD COLUMN)."""
+    import sqlalchemy as sa
+
+    have = {c["name"] for c in sa.inspect(engine).get_columns(tbl.name)}
+    missing = [name for name in ADDED_COLUMNS if name not in have]
+    if missing:
+        with engine.begin() as conn:
+            for name in missing:
+                column = tbl.c[name]
+                conn.execute(sa.text(f"ALTER TABLE {tbl.name} ADD COLUMN {name} "
+                                     f"{column.type.compile(dialect=engine.dialect)}"))
 
 
 def insert_rows(engine, tbl, rows: Iterable[Mapping[str, Any]]) -> int:

@@ -257,7 +257,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
         "agreement_with_teacher": m.agreement(int8_probs, teacher_probs),
         "gain_over_gold_only": int8_acc - gold.metrics["test_accuracy"],
     }
-    from pipeline.bench.cascade import cascade_curve
+    from pipeline.evaluate.cascade import cascade_curve
 
     cascade = cascade_curve(bundle.predict_proba(data.val_texts, "int8"), int8_probs, teacher_probs, y)
     peers = {}
@@ -313,8 +313,29 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
         "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "loadavg_1m": os.getloadavg()[0]},
         "date": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
+    record["cost"] = bench_cost(record, params, label_metrics)
     write_json(workdir / "bench.json", record)
     return record
+
+
+def bench_cost(record: dict[str, Any], params, label_metrics: dict[str, Any]) -> dict[str, Any]:
+    """Per 1M predictions from this run's own speed numbers: teacher, student, and the cascade at each
+    measured deferral (pipeline/cost.py). Core-seconds per text: the fewest threads measured / texts/s."""
+    from pipeline.cost import cost_report, cpu_usd_per_text, teacher_usd_per_text
+
+    price = params.cost.usd_per_core_hour
+    n = str(min(record["threads"]))
+    core_s = {name: int(n) / record["speed"][name][n]["texts_per_s"] for name in ("teacher", "student_int8")}
+    teacher_usd, how = teacher_usd_per_text(label_metrics, price)
+    if teacher_usd is None or "cost_usd" not in (label_metrics.get("usage") or {}):  # a local teacher: its CPU time
+        teacher_usd, how = cpu_usd_per_text(core_s["teacher"], price), f"{1000 * core_s['teacher']:.1f} CPU-ms per text ({n}-thread throughput)"
+    target = params.evaluate.cascade.target_deferral
+    row = min(record["cascade"], key=lambda r: abs(r["target_rate"] - target)) if record.get("cascade") else None
+    report = cost_report(price, core_s["student_int8"], teacher_usd, how, row["deferred"] if row else None, label_metrics)
+    student = cpu_usd_per_text(core_s["student_int8"], price)
+    report["cascade_curve"] = [{"target_rate": r["target_rate"], "deferred": r["deferred"], "retention": r["retention"],
+                                "per_million": (student + r["deferred"] * teacher_usd) * 1e6} for r in record.get("cascade") or []]
+    return report
 
 
 def _pct(x: float | None) -> str:
@@ -357,11 +378,17 @@ def render_table(record: dict[str, Any]) -> str:
         lines.append(f"int8 student against the best peer on the same labels ({q['best_peer']['model']}, "
                      f"{_pct(q['best_peer']['accuracy'])}): {100 * q['margin_over_best_peer']:+.1f} points")
     if record.get("cascade"):
+        cost = {r["target_rate"]: r["per_million"] for r in (record.get("cost") or {}).get("cascade_curve", [])}
         lines += ["", "| cascade: target deferral (cut set on validation) | test texts deferred to the teacher "
-                  "| accuracy | share of the teacher's |", "|---|---|---|---|"]
+                  "| accuracy | share of the teacher's | $ per 1M predictions |", "|---|---|---|---|---|"]
         for row in record["cascade"]:
+            usd = cost.get(row["target_rate"])
             lines.append(f"| {_pct(row['target_rate'])} | {_pct(row['deferred'])} | {_pct(row['accuracy'])} "
-                         f"| {_pct(row['retention'])} |")
+                         f"| {_pct(row['retention'])} | {'n/a' if usd is None else f'{usd:,.2f}'} |")
+    if record.get("cost"):
+        from pipeline.cost import cost_lines
+
+        lines += [""] + cost_lines(record["cost"])
     lines += [
         "",
         f"| path ({record['speed_texts']} test texts, batch {record['batch']}) | threads | texts/s | "

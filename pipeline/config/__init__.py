@@ -21,6 +21,7 @@ from pipeline.config.evaluate import EvaluateConfig
 from pipeline.config.ingest import IngestConfig
 from pipeline.config.registry import RegistryConfig
 from pipeline.config.canary import CanaryConfig
+from pipeline.config.cost import CostConfig
 from pipeline.config.serve import ServeConfig
 from pipeline.config.label import LabelConfig
 from pipeline.config.monitor import MonitorConfig
@@ -48,6 +49,7 @@ class Params(Section):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
 
     model_config = Section.model_config | {"populate_by_name": True}
 

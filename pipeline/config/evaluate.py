@@ -171,10 +171,28 @@ class ChampionConfig(Section):
     exclude: list[str] = Field(default_factory=lambda: ["budgets"])
 
 
+class CascadeFitConfig(Section):
+    """The serving cascade's confidence cut, fitted on the held-out slice (docs/serving.md, Cascade).
+
+    The student answers when its calibrated top probability is at or above the cut, and hands the text
+    to the teacher below it. The cut is chosen on held-out transfer rows (never test), stored in the
+    registered bundle, and the gate report shows accuracy against deferral on the test split.
+    """
+
+    # Share of requests the student should hand to the teacher.
+    target_deferral: float = Field(default=0.10, ge=0.0, le=1.0)
+    # Or: the smallest deferral whose held-out agreement with the teacher reaches this (wins when set).
+    target_agreement: float | None = Field(default=None, gt=0.0, le=1.0)
+    # Deferral rates of the accuracy-against-deferral curve in the gate report.
+    rates: list[float] = Field(default_factory=lambda: [0.0, 0.05, 0.10, 0.15, 0.20, 0.30])
+    # Optional gate floor on the cascade's test accuracy as a share of the teacher's (null: reported only).
+    min_retention: float | None = Field(default=None, gt=0.0)
+
+
 class EvaluateConfig(Section):
     # Suites to run, by registry name (pipeline.evaluate.suites).
     suites: list[str] = Field(default_factory=lambda: ["gold", "agreement", "slices", "perturbations", "ood",
-                                                       "user", "calibration", "budgets"])
+                                                       "user", "calibration", "cascade", "budgets"])
     # Models whose checks decide the gate (the teacher is scored for reference only).
     gate_models: list[str] = Field(default_factory=lambda: ["student_int8", "student_fp32"])
     # Seed of the generated perturbations.
@@ -188,6 +206,7 @@ class EvaluateConfig(Section):
     ood: OODConfig = Field(default_factory=OODConfig)
     user: UserSuitesConfig = Field(default_factory=UserSuitesConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    cascade: CascadeFitConfig = Field(default_factory=CascadeFitConfig)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     champion: ChampionConfig = Field(default_factory=ChampionConfig)
 

@@ -7,7 +7,39 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from pipeline import outputs
 from pipeline.config.base import Section
+from pipeline.config.teacher import TeacherConfig
+
+
+class CascadeConfig(Section):
+    """The serving cascade: the student answers, the teacher takes the texts the student is unsure of.
+
+    A text whose calibrated top probability is below the cut goes to the teacher (through the label
+    cache). When the teacher is slow, down, busy or over budget, the student's answer is returned and
+    marked; serving never fails because of the teacher. docs/serving.md, Cascade.
+    """
+
+    # Turn the cascade on (off: the student answers everything, as before).
+    enabled: bool = False
+    # The teacher, configured as the `teacher` section is (null: that section itself).
+    teacher: TeacherConfig | None = None
+    # The teacher's fitted state (the teacher stage's output), e.g. the embedding head.
+    teacher_dir: str = Field(default_factory=lambda: str(outputs.path("teacher")), min_length=1)
+    # Label cache the teacher's answers go through (null: label.cache_dir).
+    cache_dir: str | None = None
+    # Confidence cut; null takes the one the evaluate stage fitted and stored in the bundle.
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Most teacher calls in flight at once; a deferral beyond it is answered by the student ("busy").
+    max_concurrency: int = Field(default=4, ge=1)
+    # Longest wait for the teacher's answer (seconds); then the student's answer goes out ("timeout").
+    timeout_s: float = Field(default=2.0, gt=0)
+    # Most texts sent to the teacher per minute (cache hits are free); beyond it: "budget".
+    texts_per_minute: int = Field(default=600, ge=1)
+    # Consecutive teacher failures (errors, timeouts) that open the circuit breaker.
+    breaker_failures: int = Field(default=5, ge=1)
+    # Seconds the open breaker waits before one trial call (half-open); success closes it.
+    breaker_reset_s: float = Field(default=30.0, gt=0)
 
 
 class ServeConfig(Section):
@@ -33,3 +65,4 @@ class ServeConfig(Section):
     max_text_chars: int = Field(default=10_000, ge=1)
     # Text the server predicts before it swaps a freshly loaded model in.
     smoke_text: str = Field(default="smoke test: is this model able to answer?", min_length=1)
+    cascade: CascadeConfig = Field(default_factory=CascadeConfig)

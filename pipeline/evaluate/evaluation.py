@@ -98,9 +98,17 @@ def calibration_record(result, bundle_temperature: float = 1.0) -> dict[str, Any
     temps = {m: t * bundle_temperature for m, t in (result.details.get("temperature") or {}).items()}
     by_model = result.metrics.get("calibration", {})
     served = "student_int8" if "student_int8" in temps else next(iter(temps), None)
-    return {"temperature": round(temps.get(served, 1.0), 6), "model": served,
-            "fitted_on": result.details.get("temperature_fitted_on"),
-            "per_model": {m: {k: round(v, 6) for k, v in by_model.get(m, {}).items()} for m in temps}}
+    record = {"temperature": round(temps.get(served, 1.0), 6), "model": served,
+              "fitted_on": result.details.get("temperature_fitted_on"),
+              "per_model": {m: {k: round(v, 6) for k, v in by_model.get(m, {}).items()} for m in temps}}
+    cascade = result.details.get("cascade")
+    if isinstance(cascade, dict):  # the serving cut, on probabilities at the shipped temperature
+        record["cascade"] = {"threshold": round(float(cascade["threshold"]), 6), "model": cascade["model"],
+                             "target_deferral": cascade["target_deferral"],
+                             "target_agreement": cascade["target_agreement"],
+                             "heldout_deferred": round(float(cascade["heldout"]["deferred"]), 6),
+                             "heldout_agreement": round(float(cascade["heldout"]["agreement"]), 6)}
+    return record
 
 
 def write_outputs(result, info: dict, gate_path, report_path, metrics_path, calibration_path=None) -> None:

@@ -120,4 +120,23 @@ def gate_markdown(verdict: Verdict, metrics: Metrics, details: dict[str, Any], i
     if details.get("temperature"):
         lines += ["", "Temperatures (fitted on " + str(details.get("temperature_fitted_on")) + "): " +
                   ", ".join(f"{k} {v:.3f}" for k, v in details["temperature"].items())]
+    lines += cascade_lines(details.get("cascade"))
     return "\n".join(lines) + "\n"
+
+
+def cascade_lines(record: Any) -> list[str]:
+    """The serving cascade's cut and its accuracy-against-deferral curve (suite ``cascade``)."""
+    if not isinstance(record, dict):
+        return ["", f"Cascade: {record}"] if record else []
+    held = record["heldout"]
+    lines = ["", "## Cascade (student answers, teacher takes the least confident texts)", "",
+             f"Cut {record['threshold']:.4g} on {record['model']}'s calibrated top probability, fitted on "
+             f"{held['rows']} held-out rows: {held['deferred']:.1%} deferred there, {held['agreement']:.1%} "
+             "agreement with the teacher. The server defers below it (serve.cascade)."]
+    curve = record.get("curve") or []
+    if curve:
+        lines += ["", "Test split, each rate's cut fitted on the held-out rows:", "",
+                  "| target deferral | deferred | accuracy | share of teacher's |", "|---|---|---|---|"]
+        lines += [f"| {r['target_rate']:.0%} | {r['deferred']:.1%} | {r['accuracy']:.4f} | "
+                  f"{_cell(r['retention'])} |" for r in curve]
+    return lines

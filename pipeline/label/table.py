@@ -61,19 +61,22 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
                                               "split": "feedback", "origin_id": None})], ignore_index=True)
     keys = [text_key(t) for t in rows["text"]]
     call_seconds = 0.0
+    cpu_seconds: float | None = None
 
     def send(missing: list[tuple[str, str]], cache) -> CallStats:
-        nonlocal call_seconds
+        nonlocal call_seconds, cpu_seconds
         log.info("%d rows, %d distinct texts: %d for the teacher (%s)", len(rows), len(set(keys)), len(missing),
                  fingerprint)
         progress = Progress(len(missing), cfg.progress_every_s)
-        call_started = time.perf_counter()
+        call_started, cpu_started = time.perf_counter(), time.process_time()
         try:
             if cfg.dask.scheduler or cfg.dask.local_workers:
                 from pipeline.label.scale import label_on_dask
 
                 return label_on_dask(missing, params.teacher, model_dir, cfg, fingerprint, progress.advance)
-            return label_missing(teacher, missing, cache, cfg.batch_size, cfg.retries, progress.advance)
+            result = label_missing(teacher, missing, cache, cfg.batch_size, cfg.retries, progress.advance)
+            cpu_seconds = time.process_time() - cpu_started  # this process's CPU (all threads); not Dask's workers
+            return result
         finally:
             progress.close()
             call_seconds = time.perf_counter() - call_started
@@ -98,6 +101,8 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
         "teacher_calls": stats.calls,
         "texts_sent": stats.texts_sent,
         "texts_per_s": round(stats.labeled / call_seconds, 2) if stats.labeled and call_seconds > 0 else None,
+        # CPU time of the teacher calls in this process (pipeline/cost.py prices it); null on Dask or all cached
+        "cpu_seconds": round(cpu_seconds, 3) if cpu_seconds is not None else None,
         "failed_texts": len(stats.failed),
         "failed_rows": failed_rows,
         "failure_rate": failed_rows / max(len(rows), 1),

@@ -1,4 +1,4 @@
-"""Disagreements between student and teacher, kept for the next transfer set.
+"""Disagreements between student and teacher (and texts the cascade deferred), kept for the next transfer set.
 
 Each monitor run that finds any writes one part ``<feedback_dir>/<run id>.parquet`` (columns ``text``,
 ``student_label``, ``teacher_label``, ``ts``, ``model_version``) and tracks it with ``dvc add``, so the
@@ -20,9 +20,15 @@ log = logging.getLogger("distill.monitor")
 
 
 def disagreements(sample, max_rows: int):
-    """Rows of ``sample`` (with ``label`` and ``teacher_label``) where the two differ, one per text."""
-    diff = sample[sample["label"] != sample["teacher_label"]].drop_duplicates("text")
-    out = diff.rename(columns={"label": "student_label"})[["text", "student_label", "teacher_label", "ts", "model_version"]]
+    """Rows of ``sample`` (with ``label`` and ``teacher_label``) where the two differ, one per text, plus
+    the texts the serving cascade deferred to the teacher (``deferred``): the student was unsure there,
+    so they are the most useful rows for the next transfer set. Disagreements come first."""
+    deferred = sample["deferred"].astype(bool) if "deferred" in sample else False
+    differ = sample["label"] != sample["teacher_label"]
+    diff = sample[differ | deferred].assign(_order=(~differ).astype(int)).sort_values("_order", kind="stable")
+    diff = diff.drop_duplicates("text")
+    out = diff.drop(columns=["student_label"], errors="ignore").rename(columns={"label": "student_label"})
+    out = out[["text", "student_label", "teacher_label", "ts", "model_version"]]
     return out.head(max_rows).reset_index(drop=True)
 
 

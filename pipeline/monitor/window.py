@@ -31,6 +31,12 @@ def read_window(log_url: str | None, since: float | None, until: float, max_rows
         frame = predlog.read_window(engine, tbl, since=since, until=until)
     finally:
         engine.dispose()
+    # The monitor judges the student: where the cascade let the teacher answer, ``label`` is the teacher's,
+    # so the student's own answer (``student_label``) takes its place; ``served_label`` keeps what was sent.
+    frame["served_label"] = frame["label"]
+    frame["deferred"] = frame["source"].eq("teacher") if "source" in frame else False
+    if "student_label" in frame:
+        frame["label"] = frame["student_label"].fillna(frame["label"])
     without_text = int(frame["text"].isna().sum())
     frame = frame[frame["text"].notna()]
     if len(frame) > max_rows:

@@ -249,7 +249,9 @@ def measure_step(engine, tbl, version: str, since: float, before: Counters | Non
         numbers["p95_ms"] = round(float(np.percentile(lat, 95)), 3)
         numbers["p99_ms"] = round(float(np.percentile(lat, 99)), 3)
         compared = rows["stable_label"].notna()
-        numbers["stable_agreement"] = (round(float((rows.loc[compared, "label"] == rows.loc[compared, "stable_label"]).mean()), 4)
+        # student against student: where the cascade let the teacher answer, compare the canary's own answer
+        own = rows["student_label"].fillna(rows["label"]) if "student_label" in rows else rows["label"]
+        numbers["stable_agreement"] = (round(float((own[compared] == rows.loc[compared, "stable_label"]).mean()), 4)
                                        if compared.any() else None)
         with_text = rows["text"].notna()
         if params.canary.teacher_sample > 0 and with_text.any():

@@ -9,7 +9,7 @@ gate once rejected is not made a candidate by registering it again; an operator 
 (``force_reason``), and the override goes into the registry history.
 
 The registered copy of the bundle carries the fitted temperature in ``bundle.json`` (``temperature``),
-so serving applies the calibration the gate judged. The bundle in ``models/bundle`` (a DVC output) is
+so serving applies the calibration the gate judged, and the cascade's confidence cut (``cascade``). The bundle in ``models/bundle`` (a DVC output) is
 never modified: the temperature is written into a staged copy that the registry stores.
 """
 
@@ -75,7 +75,7 @@ def check_gate_binding(gate: GateReport, bundle_dir: str | Path) -> None:
 
 
 def stage_calibrated_bundle(bundle_dir: str | Path, calibration_path: str | Path | None, into: Path) -> Path:
-    """Copy the bundle into ``into`` and set ``bundle.json``'s temperature from calibration.json."""
+    """Copy the bundle into ``into``; set ``bundle.json``'s temperature and cascade cut from calibration.json."""
     bundle_dir = Path(bundle_dir)
     if not (bundle_dir / "bundle.json").is_file():
         raise ReleaseError(f"{bundle_dir}: no bundle.json; run the export stage first")
@@ -83,7 +83,10 @@ def stage_calibrated_bundle(bundle_dir: str | Path, calibration_path: str | Path
     shutil.copytree(bundle_dir, staged)
     if calibration_path is not None and Path(calibration_path).is_file():
         manifest = read_json(staged / "bundle.json")
-        manifest["temperature"] = float(read_json(calibration_path)["temperature"])
+        calibration = read_json(calibration_path)
+        manifest["temperature"] = float(calibration["temperature"])
+        if calibration.get("cascade"):  # the serving cut the evaluate stage fitted (serve.cascade reads it)
+            manifest["cascade"] = calibration["cascade"]
         write_json(staged / "bundle.json", manifest)
     return staged
 

@@ -28,6 +28,8 @@ class ServerParts:
     slots: Any
     writer: Any
     follower: Any
+    cascade: Any = None  # pipeline.serve.cascade.Cascade when serve.cascade.enabled
+    cascade_error: str | None = None  # why an enabled cascade is off (its teacher could not be built)
 
 
 def build_parts(params) -> ServerParts:
@@ -47,7 +49,11 @@ def build_parts(params) -> ServerParts:
     holder["writer"] = writer
     slots = ModelSlots(cfg.threads, cfg.smoke_text, metrics)
     follower = RegistryFollower(lambda: open_registry(params.registry), slots, cfg.poll_interval_s, metrics)
-    return ServerParts(cfg=cfg, metrics=metrics, slots=slots, writer=writer, follower=follower)
+    from pipeline.serve.cascade import build_cascade
+
+    cascade, cascade_error = build_cascade(params, metrics)
+    return ServerParts(cfg=cfg, metrics=metrics, slots=slots, writer=writer, follower=follower, cascade=cascade,
+                       cascade_error=cascade_error)
 
 
 def package_version() -> str:
@@ -94,11 +100,17 @@ def create_app(params=None):
         parts.follower.sync_now()
         parts.follower.start()
         print(f"distill serve: {serving_line(parts.slots)}", flush=True)
+        if parts.cascade is not None:
+            print(f"distill serve: cascade on, teacher {parts.cascade.fingerprint}", flush=True)
+        elif parts.cascade_error:
+            print(f"distill serve: cascade OFF, serving the student alone: {parts.cascade_error}", flush=True)
         try:
             yield
         finally:
             parts.follower.stop()
             parts.writer.stop()
+            if parts.cascade is not None:
+                parts.cascade.close()
 
     app = FastAPI(title="distill model server", version=package_version(), lifespan=lifespan,
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")

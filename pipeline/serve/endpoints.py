@@ -2,7 +2,10 @@
 
 The predict path is kept lean: the body is parsed with orjson (no pydantic model), the model snapshot is
 read once, inference runs inline (a sub-millisecond onnxruntime call; no thread hop), and the
-prediction log gets one ``put_nowait``. Refusals answer 4xx JSON naming the limit.
+prediction log gets one ``put_nowait``. Refusals answer 4xx JSON naming the limit. With the cascade on
+(pipeline/serve/cascade.py), the texts below the cut are awaited from the teacher on its own threads;
+each prediction says ``source: student | teacher``, and ``fallback`` says why a deferred text got the
+student's answer.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import time
 import uuid
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -19,6 +23,8 @@ from pipeline.serve.limits import RequestRejected, parse_predict, read_body
 from pipeline.serve.logwriter import LogRecord
 from pipeline.serve.metrics import PREDICT
 from pipeline.serve.traffic import CANARY, STABLE, choose_route, request_key
+
+STUDENT, TEACHER = "student", "teacher"  # who answered a text (``source`` of each prediction)
 
 log = logging.getLogger("distill.serve")
 JSON = "application/json"
@@ -79,18 +85,38 @@ def build_router(server) -> APIRouter:
         names = model.bundle.labels
         best = probs.argmax(axis=1)
         labels = [names[i] for i in best]
+        student_labels = labels
+        sources = [STUDENT] * len(texts)
+        fallback: dict[int, str] = {}
+        cascade = server.cascade
+        cut = cascade.threshold_for(model.bundle) if cascade is not None else None
+        if cut is not None:
+            low = np.flatnonzero(probs.max(axis=1) < cut)
+            if low.size:
+                deferral = await cascade.ask([texts[i] for i in low], names)
+                if deferral.probs is not None:
+                    probs = probs.copy()
+                    probs[low] = deferral.probs
+                    labels = list(labels)
+                    for j, i in enumerate(low):
+                        labels[i] = names[int(deferral.probs[j].argmax())]
+                        sources[i] = TEACHER
+                else:
+                    fallback = {int(i): deferral.outcome for i in low}
         if route == CANARY:
             try:
                 stable_probs = state.stable.bundle.predict_proba(texts, "int8")
                 s_names = state.stable.bundle.labels
                 stable_labels = [s_names[i] for i in stable_probs.argmax(axis=1)]
-                agreed = sum(a == b for a, b in zip(labels, stable_labels))
+                agreed = sum(a == b for a, b in zip(student_labels, stable_labels))  # student against student
                 metrics.record_agreement(len(texts), agreed)
             except Exception as exc:
                 metrics.route_errors[STABLE].inc()
                 log.error("stable model %s failed scoring canary traffic: %s", state.stable.version, exc)
-        predictions = [{"label": labels[i], "probs": dict(zip(names, row)), "version": model.version, "route": route}
-                       for i, row in enumerate(probs.tolist())]
+        predictions = [{"label": labels[i], "probs": dict(zip(names, row)), "version": model.version, "route": route,
+                        "source": sources[i]} for i, row in enumerate(probs.tolist())]
+        for i, why in fallback.items():  # deferred, but the teacher could not answer: the student's answer, marked
+            predictions[i]["fallback"] = why
         payload = orjson.dumps({"predictions": predictions})
         elapsed = time.perf_counter() - start
         metrics.route_requests[route].inc()
@@ -99,7 +125,7 @@ def build_router(server) -> APIRouter:
         metrics.request_done(PREDICT, 200)
         writer.submit(LogRecord(request_id=uuid.uuid4().hex, ts=time.time(), texts=texts, version=model.version,
                                 route=route, labels=labels, probs=probs, stable_labels=stable_labels,
-                                latency_ms=elapsed * 1000.0))
+                                latency_ms=elapsed * 1000.0, sources=sources, student_labels=student_labels))
         return Response(payload, media_type=JSON)
 
     @router.get("/healthz")
@@ -122,6 +148,10 @@ def build_router(server) -> APIRouter:
             "canary": state.canary.describe() if state.canary else None,
             "canary_weight": state.weight,
             "registry_token": state.token,
+            "cascade": ({**server.cascade.describe(),
+                         "threshold": {m.version: server.cascade.threshold_for(m.bundle)
+                                       for m in (state.stable, state.canary) if m is not None}}
+                        if server.cascade is not None else {"enabled": False, "error": server.cascade_error}),
             "last_load_error": slots.last_load_error,
         })
 

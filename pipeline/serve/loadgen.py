@@ -29,6 +29,8 @@ class LoadGenerator:
         self.statuses: Counter = Counter()
         self.routes: Counter = Counter()
         self.versions: Counter = Counter()
+        self.sources: Counter = Counter()  # who answered each text: student or teacher (the cascade)
+        self.fallbacks: Counter = Counter()  # deferred texts the student answered, by why (busy, timeout, ...)
         self.transport_errors = 0
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
@@ -55,6 +57,9 @@ class LoadGenerator:
                         for p in r.json()["predictions"]:
                             self.routes[p["route"]] += 1
                             self.versions[p["version"]] += 1
+                            self.sources[p.get("source", "student")] += 1
+                            if "fallback" in p:
+                                self.fallbacks[p["fallback"]] += 1
                 time.sleep(0.002)  # leave CPU for the server and the flow on a 2-core machine
 
     def __enter__(self) -> "LoadGenerator":

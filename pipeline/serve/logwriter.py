@@ -35,6 +35,8 @@ class LogRecord:
     probs: np.ndarray
     stable_labels: list[str] | None
     latency_ms: float
+    sources: list[str] | None = None  # "student" or "teacher" per text (the cascade); None: all student
+    student_labels: list[str] | None = None  # the student's own answer per text (differs where the teacher answered)
 
 
 class PredictionLogWriter:
@@ -131,5 +133,7 @@ class PredictionLogWriter:
                 "probs": orjson.dumps(rec.probs[i].tolist()).decode(),
                 "stable_label": rec.stable_labels[i] if rec.stable_labels is not None else None,
                 "latency_ms": rec.latency_ms,
+                "source": rec.sources[i] if rec.sources is not None else "student",
+                "student_label": rec.student_labels[i] if rec.student_labels is not None else rec.labels[i],
             })
         return out

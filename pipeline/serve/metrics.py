@@ -104,6 +104,19 @@ def build_metrics(queue_depth) -> ServerMetrics:
     m.predlog_dropped = Counter("distill_predlog_dropped_total", "Prediction-log rows dropped because the queue "
                                 "was full (or the write failed)", registry=reg)
     m.predlog_written = Counter("distill_predlog_written_total", "Prediction-log rows written", registry=reg)
+    from pipeline.serve.cascade import OUTCOMES
+
+    deferrals = Counter("distill_cascade_deferrals_total", "Texts below the cascade cut, by outcome: teacher "
+                        "(answered by the teacher) or why the student's answer went out instead (busy, budget, "
+                        "breaker_open, timeout, error)", ["outcome"], registry=reg)
+    m.cascade_deferrals = {o: deferrals.labels(outcome=o) for o in OUTCOMES}
+    m.cascade_sent = Counter("distill_cascade_teacher_texts_total", "Deferred texts sent to the teacher (cache "
+                             "misses; the rest were answered from the label cache)", registry=reg)
+    m.cascade_latency = Histogram("distill_cascade_teacher_latency_seconds", "Teacher latency of deferred "
+                                  "requests that reached the teacher", buckets=(0.005, 0.01, 0.025, 0.05, 0.1,
+                                  0.25, 0.5, 1.0, 2.0, 5.0, 10.0), registry=reg)
+    m.cascade_breaker = Gauge("distill_cascade_breaker_state", "Cascade circuit breaker: 0 closed, 1 open, "
+                              "2 half-open (one trial call)", registry=reg)
     depth = Gauge("distill_predlog_queue_depth", "Requests waiting in the prediction-log queue", registry=reg)
     depth.set_function(queue_depth)
     return m

@@ -104,6 +104,18 @@ def test_bench_writes_every_field_and_prints_the_table(tmp_path, monkeypatch):
     assert cascade[0]["deferred"] == 0.0 and cascade[0]["accuracy"] == pytest.approx(q["student_int8_accuracy"])
     assert all(0.0 <= r["deferred"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0 for r in cascade)
     assert "| cascade: target deferral" in result.output
+    # the cost report prices the run's own speed numbers: the cascade costs the student plus its share of teacher
+    cost = record["cost"]
+    price = cost["usd_per_core_hour"]
+    student_usd = price / 3600 / record["speed"]["student_int8"]["1"]["texts_per_s"] * 1e6
+    teacher_usd = price / 3600 / record["speed"]["teacher"]["1"]["texts_per_s"] * 1e6
+    assert cost["per_million"]["student"] == pytest.approx(student_usd)
+    assert cost["per_million"]["teacher"] == pytest.approx(teacher_usd)
+    at_target = next(r for r in cascade if r["target_rate"] == 0.1)
+    assert cost["per_million"]["cascade"] == pytest.approx(student_usd + at_target["deferred"] * teacher_usd)
+    assert cost["cascade_curve"][0]["per_million"] == pytest.approx(student_usd)
+    assert cost["labeling"]["texts_sent"] == record["label"]["cache_misses"] > 0
+    assert "cost per 1M predictions" in result.output
     assert q["margin_over_best_peer"] == pytest.approx(q["student_int8_accuracy"] - q["best_peer"]["accuracy"])
     assert q["best_peer"] == {"model": "tfidf-lr", "accuracy": record["peers"]["tfidf-lr"]["accuracy"]}
     best_gold = max(q["gold_only_accuracy"], record["peers"]["tfidf-lr-gold-only"]["accuracy"])
