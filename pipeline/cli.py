@@ -90,6 +90,8 @@ def bench(
     set_: list[str] = typer.Option([], "--set", help="override a params key: KEY=VALUE (repeatable)"),
     peers: str = typer.Option("tfidf-lr,fasttext,model2vec-lr", help="comma-separated peers to train on the same labels "
                               "('' for none)"),
+    labeling_curve: bool = typer.Option(False, "--labeling-curve", help="instead: student accuracy against teacher "
+                                        "calls, random and active selection at 5-100 %% of the pool (labeling.json)"),
 ) -> None:
     """Quality-per-cost benchmark: teacher, distilled student, gold-only student and the peers a user would
     train instead on the same labels; writes bench.json."""
@@ -101,6 +103,11 @@ def bench(
     setup_logging()
     try:
         loaded = with_data_dir(load_params(params, parse_overrides(set_)), data_dir)
+        if labeling_curve:
+            from pipeline.bench.labeling import labeling_curve as curve, render_curve
+
+            typer.echo(render_curve(curve(loaded, workdir or f"bench/{bench_name(params)}")))
+            return
         record = run_bench(loaded, workdir or f"bench/{bench_name(params)}",
                            threads=[int(n) for n in threads.split(",")], speed_texts=speed_texts,
                            peer_names=[p for p in peers.split(",") if p.strip()])

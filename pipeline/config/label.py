@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from pipeline.config.base import Section
@@ -20,6 +22,37 @@ class DaskConfig(Section):
     shard_size: int = Field(default=256, ge=1)
 
 
+class BudgetConfig(Section):
+    """The most the label stage may spend on the teacher (cache hits are free). Both null: no limit.
+
+    The gold rows, the distill stage's validation slice and the test split are labeled first (training,
+    early stopping and the gate need them); the rest of the budget goes to the transfer pool.
+    """
+
+    # Most texts sent to the teacher (an LLM teacher makes one request per text).
+    calls: int | None = Field(default=None, ge=1)
+    # Most USD spent, from the LLM teacher's measured tokens and teacher.llm.price_per_1k_* prices.
+    usd: float | None = Field(default=None, gt=0)
+
+
+class ActiveConfig(Section):
+    """``label.strategy: active``: rounds of a quick student choosing which pool texts the teacher labels."""
+
+    # Share of the pool labeled at random (seeded) before the first student exists.
+    initial_share: float = Field(default=0.05, gt=0.0, le=1.0)
+    # Share of the pool chosen per round.
+    round_share: float = Field(default=0.05, gt=0.0, le=1.0)
+    # Epochs of the quick student (the distill section's student and featurizer, trained each round).
+    epochs: int = Field(default=3, ge=1)
+    # Diversity: a round picks from this many times its size of the most uncertain texts, spread
+    # round-robin over the classes the student predicts for them (one round is not one confusion pair).
+    candidates: int = Field(default=3, ge=1)
+    # Stop after this many rounds without a gain of min_gain in validation agreement with the teacher.
+    patience: int = Field(default=2, ge=1)
+    # Smallest gain in validation agreement that counts as progress for patience.
+    min_gain: float = Field(default=0.002, ge=0.0)
+
+
 class LabelConfig(Section):
     # Content-addressed label cache (SQLite); lives outside DVC outputs so it survives re-runs.
     cache_dir: str = ".cache/labels"
@@ -32,3 +65,7 @@ class LabelConfig(Section):
     # Seconds between progress log lines when stderr is not a terminal.
     progress_every_s: float = Field(default=10.0, gt=0)
     dask: DaskConfig = Field(default_factory=DaskConfig)
+    # Which pool texts go to the teacher: all of them, or those a quick student is least sure of (rounds).
+    strategy: Literal["all", "active"] = "all"
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    active: ActiveConfig = Field(default_factory=ActiveConfig)

@@ -32,7 +32,7 @@ class LabelingFailed(DistillError):
     """More texts failed to get a teacher label than ``label.max_failure_rate`` allows."""
 
 
-def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feedback=None):
+def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feedback=None, state_path=None):
     """Label ingested rows (+ augmented variants of transfer texts, + monitor feedback texts). Returns (labels frame,
     label names, metrics). ``feedback``: texts the monitor found student and teacher disagreeing on
     (``text`` column); they join the transfer set as split ``feedback``."""
@@ -81,23 +81,37 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
             progress.close()
             call_seconds = time.perf_counter() - call_started
 
-    answers = cached_teacher_probs(teacher, rows["text"], cfg.cache_dir, send=send)
-    found, stats = answers.probs, answers.stats
+    plan = None
+    if cfg.strategy == "active" or cfg.budget.calls is not None or cfg.budget.usd is not None:
+        from pipeline.label.budgeted import label_within_budget
 
-    ok = np.array([k in found for k in keys])
+        plan = label_within_budget(rows, keys, params, teacher, send, state_path)
+        found, stats, cached, sent = plan.found, plan.stats, plan.cached, plan.sent
+        wanted = plan.wanted
+    else:
+        answers = cached_teacher_probs(teacher, rows["text"], cfg.cache_dir, send=send)
+        found, stats, cached, sent = answers.probs, answers.stats, answers.cached, answers.sent
+        wanted = np.ones(len(rows), dtype=bool)
+        if state_path is not None:  # the DVC output exists in every mode; no rounds without a budget
+            from pipeline.io import write_json
+
+            write_json(state_path, {"format": "distill-label-rounds/1", "strategy": "all", "rounds": []})
+
+    has = np.array([k in found for k in keys])
+    ok = has & wanted
     kept = rows[ok].reset_index(drop=True)
     probs = [found[k] for k, good in zip(keys, ok) if good]
     labels = list(teacher.labels)
     kept["probs"] = probs
     kept["pred"] = [labels[int(np.argmax(p))] for p in probs]
     kept["fingerprint"] = fingerprint
-    failed_rows = int((~ok).sum())
+    failed_rows = int((wanted & ~has).sum())  # rows the budget left out are not failures
     metrics = {
         "rows": len(rows),
         "labeled_rows": len(kept),
-        "distinct_texts": answers.cached + answers.sent,
-        "cache_hits": answers.cached,
-        "cache_misses": answers.sent,
+        "distinct_texts": cached + sent,
+        "cache_hits": cached,
+        "cache_misses": sent,
         "teacher_calls": stats.calls,
         "texts_sent": stats.texts_sent,
         "texts_per_s": round(stats.labeled / call_seconds, 2) if stats.labeled and call_seconds > 0 else None,
@@ -105,14 +119,19 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
         "cpu_seconds": round(cpu_seconds, 3) if cpu_seconds is not None else None,
         "failed_texts": len(stats.failed),
         "failed_rows": failed_rows,
-        "failure_rate": failed_rows / max(len(rows), 1),
+        "failure_rate": failed_rows / max(int(wanted.sum()), 1),
         "failures_by_reason": stats.reasons(),
         "usage": stats.usage,
         "fingerprint": fingerprint,
         "seconds": round(time.perf_counter() - started, 2),
         "feedback_rows": feedback_rows,
+        "strategy": cfg.strategy,
+        "left_out_by_budget": int((~wanted).sum()),
         **aug_counts,
     }
+    if plan is not None:
+        metrics["budgeted"] = plan.summary
+        metrics["rounds"] = plan.rounds
     log.info("label: %d hits, %d misses, %d teacher calls, %s texts/s, %d failed %s, usage %s",
              metrics["cache_hits"], metrics["cache_misses"], stats.calls, metrics["texts_per_s"],
              len(stats.failed), metrics["failures_by_reason"], metrics["usage"])
@@ -149,3 +168,21 @@ def write_labels(path: str | Path, kept, labels: list[str]) -> None:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def write_rounds_csv(plots_dir: str | Path, metrics: dict) -> None:
+    """``rounds.csv`` for ``dvc plots``: one row per labeling round (one row in total without rounds)."""
+    import csv
+    import io
+
+    rounds = metrics.get("rounds") or [{"round": 0, "pool_labeled": metrics["labeled_rows"],
+                                        "texts_sent": metrics["texts_sent"], "usd": metrics["usage"].get("cost_usd", 0.0),
+                                        "val_agreement": None}]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["round", "pool_labeled", "texts_sent", "usd", "val_agreement"])
+    for r in rounds:
+        writer.writerow([r["round"], r["pool_labeled"], r["texts_sent"], r["usd"],
+                         "" if r.get("val_agreement") is None else round(r["val_agreement"], 6)])
+    Path(plots_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(Path(plots_dir) / "rounds.csv", out.getvalue().encode())

@@ -19,6 +19,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "--data=ingested --teacher-dir=teacher --out=labels --metrics=label_metrics")
     parser.add_argument("--feedback", default=None,
                         help="folder of monitor feedback parts (feedback/): disagreements join the transfer set")
+    parser.add_argument("--state", default=None,
+                        help="rounds of budgeted / active labeling (chosen ids per round; a resumed run continues it)")
+    parser.add_argument("--plots", default=None, help="folder for rounds.csv (round, texts sent, validation agreement)")
 
     def body(args) -> None:
         from pipeline.io import write_json
@@ -32,8 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             fb = read_feedback(args.feedback)
         kept, labels, metrics = label_table(read_ingested(args.data, ("id", "text", "split")), params,
-                                            args.teacher_dir, feedback=fb)
+                                            args.teacher_dir, feedback=fb, state_path=args.state)
         write_json(args.metrics, metrics)
+        if args.plots:
+            from pipeline.label.table import write_rounds_csv
+
+            write_rounds_csv(args.plots, metrics)
         if metrics["failure_rate"] > params.label.max_failure_rate:
             raise LabelingFailed(
                 f"{metrics['failed_rows']} of {metrics['rows']} rows ({metrics['failure_rate']:.1%}) got no teacher "

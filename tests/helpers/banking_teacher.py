@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.helpers.teachers import _record
+from tests.helpers.teachers import USAGE, _record  # noqa: F401  (USAGE: the label stage reads its cost)
 
 LABELS = ["apple_pay_or_google_pay", "card_arrival", "change_pin", "exchange_rate", "lost_or_stolen_card",
           "terminate_account", "top_up_failed", "cash_withdrawal_charge"]
