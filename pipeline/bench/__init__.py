@@ -384,7 +384,7 @@ def render_table(record: dict[str, Any]) -> str:
         for row in record["cascade"]:
             usd = cost.get(row["target_rate"])
             lines.append(f"| {_pct(row['target_rate'])} | {_pct(row['deferred'])} | {_pct(row['accuracy'])} "
-                         f"| {_pct(row['retention'])} | {'n/a' if usd is None else f'{usd:,.2f}'} |")
+                         f"| {_pct(row['retention'])} | {'n/a' if usd is None else f'{usd:,.4f}'} |")
     if record.get("cost"):
         from pipeline.cost import cost_lines
 

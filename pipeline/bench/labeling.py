@@ -66,7 +66,7 @@ def labeling_curve(params, workdir: str | Path, shares=SHARES) -> dict[str, Any]
             log.info("labeling curve: %s at %.0f%% of the pool: %d pool texts, test accuracy %.4f",
                      point["strategy"], 100 * share, len(held), point["accuracy"] or float("nan"))
             points.append(point)
-    whole = next(p for p in points if p["budget_share"] >= 1.0)["accuracy"]
+    whole = next((p["accuracy"] for p in points if p["budget_share"] >= 1.0), None)
     for p in points:
         p["share_of_whole_pool"] = p["accuracy"] / whole if whole else None
     record = {"format": "distill-labeling-curve/1", "fixed_texts": fixed_texts, "pool_texts": pool_texts,
@@ -82,5 +82,6 @@ def render_curve(record: dict[str, Any]) -> str:
              "|---|---|---|---|---|"]
     for p in sorted(record["points"], key=lambda p: (p["budget_share"], p["strategy"])):
         lines.append(f"| {p['strategy']} | {p['budget_share']:.0%} | {p['pool_texts_labeled']:,} | "
-                     f"{100 * p['accuracy']:.1f} % | {100 * p['share_of_whole_pool']:.1f} % |")
+                     f"{100 * p['accuracy']:.1f} % | "
+                     + ("n/a" if p["share_of_whole_pool"] is None else f"{100 * p['share_of_whole_pool']:.1f} %") + " |")
     return "\n".join(lines)

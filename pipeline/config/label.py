@@ -42,8 +42,10 @@ class ActiveConfig(Section):
     initial_share: float = Field(default=0.05, gt=0.0, le=1.0)
     # Share of the pool chosen per round.
     round_share: float = Field(default=0.05, gt=0.0, le=1.0)
-    # Epochs of the quick student (the distill section's student and featurizer, trained each round).
-    epochs: int = Field(default=3, ge=1)
+    # Epochs of the quick student (the distill section's student and featurizer, trained each round);
+    # a third of distill's default 30 (at 3, the first round's student agreed with the teacher on under
+    # half of the validation rows: too weak to know what it does not know).
+    epochs: int = Field(default=10, ge=1)
     # Diversity: a round picks from this many times its size of the most uncertain texts, spread
     # round-robin over the classes the student predicts for them (one round is not one confusion pair).
     candidates: int = Field(default=3, ge=1)

@@ -38,3 +38,34 @@ def test_api_teacher_is_priced_by_its_tokens_and_an_unpriced_one_says_so():
     assert teacher_usd_per_text({"cache_misses": 0, "usage": {}}, 1.0)[0] is None
     assert cost_report(1.0, None, None, "n/a", None)["per_million"] == {"teacher": None, "student": None,
                                                                          "cascade": None}
+
+
+def test_the_demo_and_the_retrain_summary_price_the_stage_outputs(tmp_path):
+    import json
+    import shutil
+
+    from flows.retrain import summarize
+    from pipeline import outputs
+    from pipeline.config import parse_params
+    from pipeline.cost import pipeline_cost
+    from tests.conftest import ROOT
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    (tmp_path / "params.yaml").write_text("ingest: {}\ncost: {usd_per_core_hour: 0.036}\n")
+    params = parse_params({"ingest": {}, "cost": {"usd_per_core_hour": 0.036}})
+    assert pipeline_cost(tmp_path, params) is None  # nothing has run yet: no report, no guess
+    files = {"label_metrics": {"cpu_seconds": 10.0, "cache_misses": 1000, "texts_sent": 1000, "teacher_calls": 32,
+                               "cache_hits": 0, "usage": {}},
+             "export_metrics": {"threads": 1, "speed_int8": {"texts_per_s": 5000.0}},
+             "evaluate_metrics": {"cascade.student_int8.deferred": 0.1}}
+    for name, body in files.items():
+        path = outputs.path(name, tmp_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(body))
+    report = pipeline_cost(tmp_path, params)
+    pm = report["per_million"]
+    assert pm["teacher"] == pytest.approx(1e6 * 0.010 * 0.036 / 3600)  # 10 CPU-ms per text
+    assert pm["student"] == pytest.approx(1e6 * 0.0002 * 0.036 / 3600)  # 5,000 texts/s on one thread
+    assert pm["cascade"] == pytest.approx(pm["student"] + 0.1 * pm["teacher"])
+    markdown = summarize(str(tmp_path), [{"stage": "label", "ran": True, "seconds": 1.0}], None)
+    assert "## Cost" in markdown and "10.0% deferred" in markdown
