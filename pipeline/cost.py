@@ -67,6 +67,9 @@ def cost_report(usd_per_core_hour: float, student_core_s: float | None, teacher_
         report["labeling"] = {
             "teacher_calls": label_metrics.get("teacher_calls"), "texts_sent": label_metrics.get("texts_sent"),
             "saved_by_cache": label_metrics.get("cache_hits"),
+            # pool rows the budget (and active selection within it) left for the teacher never to see
+            "saved_by_selection": label_metrics.get("left_out_by_budget") or 0,
+            "strategy": label_metrics.get("strategy", "all"),
             "usd": usage.get("cost_usd") if usage.get("cost_usd") is not None else
             (teacher_usd * (label_metrics.get("cache_misses") or 0) if teacher_usd is not None else None)}
     return report
@@ -91,7 +94,9 @@ def cost_lines(report: dict[str, Any]) -> list[str]:
     lab = report.get("labeling")
     if lab:
         lines.append(f"labeling: {lab['texts_sent'] or 0:,} texts sent in {lab['teacher_calls'] or 0:,} teacher calls "
-                     f"({_usd(lab['usd'])}); {lab['saved_by_cache'] or 0:,} answered free by the label cache")
+                     f"({_usd(lab['usd'])}); {lab['saved_by_cache'] or 0:,} answered free by the label cache"
+                     + (f"; {lab['saved_by_selection']:,} pool rows never sent (label.budget, strategy "
+                        f"{lab['strategy']})" if lab.get("saved_by_selection") else ""))
     return lines
 
 

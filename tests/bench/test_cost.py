@@ -22,9 +22,13 @@ def test_local_teacher_is_priced_by_the_cpu_time_labeling_took():
     assert pm["cascade"] == pytest.approx(pm["student"] + 0.10 * pm["teacher"])
     assert report["cascade_share_of_teacher"] == pytest.approx(pm["cascade"] / pm["teacher"])
     assert report["labeling"] == {"teacher_calls": 32, "texts_sent": 1000, "saved_by_cache": 50,
-                                  "usd": pytest.approx(1000 * usd)}
+                                  "saved_by_selection": 0, "strategy": "all", "usd": pytest.approx(1000 * usd)}
     text = "\n".join(cost_lines(report))
     assert "cascade" in text and "10.0% deferred" in text and "50 answered free by the label cache" in text
+    assert "never sent" not in text
+    budgeted = cost_report(1.0, 1e-4, usd, how, 0.10, {**label, "strategy": "active", "left_out_by_budget": 700})
+    assert budgeted["labeling"]["saved_by_selection"] == 700
+    assert "700 pool rows never sent (label.budget, strategy active)" in "\n".join(cost_lines(budgeted))
 
 
 def test_api_teacher_is_priced_by_its_tokens_and_an_unpriced_one_says_so():
