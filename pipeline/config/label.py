@@ -42,7 +42,13 @@ class ActiveConfig(Section):
     initial_share: float = Field(default=0.05, gt=0.0, le=1.0)
     # Share of the pool chosen per round.
     round_share: float = Field(default=0.05, gt=0.0, le=1.0)
-    # Epochs of the quick student (the distill section's student and featurizer, trained each round);
+    # The quick student is the distill section's student, featurizer and losses, trained each round on its
+    # own short schedule (so a change of distill's schedule does not re-run labeling).
+    # Learning rate of the quick student.
+    lr: float = Field(default=0.02, gt=0.0)
+    # Texts per training step of the quick student.
+    batch_size: int = Field(default=64, ge=1)
+    # Epochs of the quick student;
     # a third of distill's default 30 (at 3, the first round's student agreed with the teacher on under
     # half of the validation rows: too weak to know what it does not know).
     epochs: int = Field(default=10, ge=1)

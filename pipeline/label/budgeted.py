@@ -245,6 +245,7 @@ def _active_rounds(plan: Plan, ask, room, seen, rows, keys, texts, ids, fixed, i
     a = params.label.active
     fingerprint = _fingerprint(teacher.fingerprint, params.seed, a.model_dump(), params.label.budget.model_dump(),
                                params.distill.student.model_dump(), params.distill.featurizer.model_dump(),
+                               {k: v.model_dump() for k, v in params.distill.losses.items()},
                                params.distill.validation_share, hashlib.sha256("\x1f".join(
                                    ids[i] + "\x1e" + keys[i] for i in pool_idx).encode()).hexdigest())
     saved = _load_state(state_path, fingerprint)
@@ -346,7 +347,9 @@ def _quick_student(plan: Plan, rows, keys, texts, fixed, in_val, labeled, params
 
     data = _training_view(plan, rows, keys, texts, fixed, in_val, labeled)
     a = params.label.active
-    cfg = params.distill.model_copy(update={"epochs": a.epochs, "patience": a.epochs, "processes": 1})
+    d = params.distill  # only the keys the label stage's dvc.yaml entry tracks, plus label.active's schedule
+    cfg = type(d)(student=d.student, featurizer=d.featurizer, losses=d.losses, validation_share=d.validation_share,
+                  epochs=a.epochs, patience=a.epochs, lr=a.lr, batch_size=a.batch_size, processes=1, use_gold=False)
     with tempfile.TemporaryDirectory(prefix="distill-active-") as tmp:
         result = train_transfer_set(data, cfg, params.seed, tmp)
         student = load_student(result.checkpoint)
