@@ -213,8 +213,8 @@ def label_within_budget(rows, keys: list[str], params, teacher, send, state_path
         plan.rounds.append(_round_record(0, len(chosen), len(chosen), len(seen), spend, None))
         _save_state(state_path, "", plan.rounds, {"strategy": "all", "price": _price_record(spend, teacher)})
     else:
-        _active_rounds(plan, ask, room, seen, rows, keys, texts, ids, fixed, in_val, pool_idx, spend, params, teacher,
-                       state_path)
+        _active_rounds(plan, ask, room, within, seen, rows, keys, texts, ids, fixed, in_val, pool_idx, spend, params,
+                       teacher, state_path)
     plan.summary.update(pool_labeled_rows=int(plan.wanted[pool_idx].sum()), teacher_texts=len(seen),
                         texts_sent=spend.sent, usd=spend.usd, rounds=len(plan.rounds))
     return plan
@@ -240,8 +240,8 @@ def _round_record(r: int, chosen: int, labeled: int, held: int, spend: _Spend, a
             "usd": round(spend.usd, 6), "val_agreement": agreement}
 
 
-def _active_rounds(plan: Plan, ask, room, seen, rows, keys, texts, ids, fixed, in_val, pool_idx, spend: _Spend,
-                   params, teacher, state_path) -> None:
+def _active_rounds(plan: Plan, ask, room, within, seen, rows, keys, texts, ids, fixed, in_val, pool_idx,
+                   spend: _Spend, params, teacher, state_path) -> None:
     a = params.label.active
     fingerprint = _fingerprint(teacher.fingerprint, params.seed, a.model_dump(), params.label.budget.model_dump(),
                                params.distill.student.model_dump(), params.distill.featurizer.model_dump(),
@@ -281,15 +281,7 @@ def _active_rounds(plan: Plan, ask, room, seen, rows, keys, texts, ids, fixed, i
             how = "uncertain"
         left = room()
         if left is not None and left >= 0:  # never choose more distinct texts than the budget still buys
-            fits, new = [], set()
-            for i in chosen:
-                key = keys[i]
-                if key not in seen and key not in new:
-                    if len(new) >= left:
-                        continue
-                    new.add(key)
-                fits.append(i)
-            chosen = np.array(fits, dtype=np.int64)
+            chosen = within(chosen, left)
         record = {"round": r, "how": how, "chosen_ids": [ids[i] for i in chosen], "done": False}
         rounds = rounds[:r] + [record]
         extra = {"pool_rows": len(pool_idx), "price": _price_record(spend, teacher)}

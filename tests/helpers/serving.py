@@ -106,6 +106,19 @@ def failing_copy(bundle: Path, dest: Path, must_pass: list[str]) -> tuple[Path, 
     return dest, limit
 
 
+def metric(url: str, name: str, **labels) -> float:
+    """The sum of a server's ``/metrics`` samples named ``name`` whose labels include ``labels``."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for fam in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=5).text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
 def wait_until(predicate, timeout: float = 20.0, every: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

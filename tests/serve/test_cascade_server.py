@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.fake_openai import FakeOpenAI, keyword_model
-from tests.helpers.serving import LoadGenerator, wait_until
+from tests.helpers.serving import LoadGenerator, metric as _metric, wait_until
 from tests.serve.conftest import Workspace
 
 pytestmark = pytest.mark.e2e
@@ -26,17 +26,6 @@ TEXTS = ["I still have not received my new card", "how do I top up with apple pa
          "my transfer failed, why?", "what is the exchange rate for euros", "I want to close my account",
          "why was I charged a fee for my transfer", "my card payment was declined at the shop",
          "can I get a refund for this purchase", "where can I find my PIN", "my app is not working"]
-
-
-def _metric(url, name, **labels):
-    from prometheus_client.parser import text_string_to_metric_families
-
-    total = 0.0
-    for fam in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=5).text):
-        for s in fam.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
 
 
 def _serve(ws: Workspace, bundle) -> tuple[object, str]:

@@ -7,7 +7,7 @@ import socket
 import httpx
 import pytest
 
-from tests.helpers.serving import LoadGenerator, corrupt_copy, wait_until
+from tests.helpers.serving import LoadGenerator, corrupt_copy, metric as _metric, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -17,17 +17,6 @@ TEXTS = ["I still have not received my new card", "how do I top up with apple pa
 
 def _models(url):
     return httpx.get(url + "/v1/models", timeout=5).json()
-
-
-def _metric(url, name, **labels):
-    from prometheus_client.parser import text_string_to_metric_families
-
-    total = 0.0
-    for fam in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=5).text):
-        for s in fam.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
 
 
 @pytest.fixture
