@@ -42,6 +42,11 @@ def _outputs(root: Path) -> list[tuple[str, str]]:
             for path in files[kind]]
 
 
+def _num(value) -> str:
+    """A share for people: 0.1667, not 0.16666666666666666 (None stays visible as n/a)."""
+    return "n/a" if value is None else f"{value:.4g}"
+
+
 def teacher_size_mb(params, root: Path) -> float | None:
     """Size of what serving the teacher would take (its own weight files), in MB; None for remote teachers."""
     from pipeline.teachers import load_teacher
@@ -101,9 +106,9 @@ def summary(root: Path, params, retrain: dict, canary: dict | None, monitor: dic
                             if traffic.get("fallbacks") else ""))
     if monitor is not None:
         verdict = monitor.get("verdict", {})
+        share, agreement = monitor.get("drift", {}).get("drift_share"), monitor.get("teacher", {}).get("agreement")
         lines.append(f"monitor: {verdict.get('status')} over {monitor.get('rows')} predictions; drift share "
-                     f"{monitor.get('drift', {}).get('drift_share')}, teacher agreement "
-                     f"{monitor.get('teacher', {}).get('agreement')} on {monitor.get('teacher', {}).get('rows')} texts")
+                     f"{_num(share)}, teacher agreement {_num(agreement)} on {monitor.get('teacher', {}).get('rows')} texts")
     lines += ["", "where to look:",
               f"  {outputs.path('gate_report')!s:<31} the gate report (every suite, every check)",
               f"  {params.monitor.report_path:<31} the latest monitor verdict",

@@ -73,3 +73,22 @@ def test_the_demo_and_the_retrain_summary_price_the_stage_outputs(tmp_path):
     assert pm["cascade"] == pytest.approx(pm["student"] + 0.1 * pm["teacher"])
     markdown = summarize(str(tmp_path), [{"stage": "label", "ran": True, "seconds": 1.0}], None)
     assert "## Cost" in markdown and "10.0% deferred" in markdown
+
+
+def test_the_demo_summary_reads_like_a_report(tmp_path):
+    import shutil
+
+    from pipeline.config import parse_params
+    from pipeline.demo import summary
+    from tests.conftest import ROOT
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    params = parse_params({"ingest": {}, "teacher": {"kind": "python", "python": {
+        "function": "tests.helpers.teachers:hashed", "labels": ["billing", "delivery", "other"]}}})
+    text = summary(tmp_path, params, {"stages": [{"stage": "label", "ran": True}], "registered": "v1"}, None,
+                   {"verdict": {"status": "ok"}, "rows": 536, "drift": {"drift_share": 0.16666666666666666},
+                    "teacher": {"agreement": 0.9365671641791045, "rows": 536}},
+                   {"requests": 10, "statuses": {200: 10}, "transport_errors": 0,
+                    "sources": {"student": 9, "teacher": 1}, "fallbacks": {}}, 12.0)
+    assert "drift share 0.1667, teacher agreement 0.9366 on 536 texts" in text
+    assert "the teacher answered 1 of 10 texts (10.0%)" in text
