@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.bundle import softmax
 from pipeline.errors import DataError
 from pipeline.io import read_json, write_json
 from pipeline.label.calls import CallStats, cached_teacher_probs
@@ -346,7 +347,7 @@ def _quick_student(plan: Plan, rows, keys, texts, fixed, in_val, labeled, params
         result = train_transfer_set(data, cfg, params.seed, tmp)
         student = load_student(result.checkpoint)
     featurizer = Featurizer(student.featurizer_spec)
-    val_probs = _softmax(predict_logits(student.model, featurizer, data.val_texts))
+    val_probs = softmax(predict_logits(student.model, featurizer, data.val_texts))
     temperature = m.fit_temperature(val_probs, data.val_probs.argmax(axis=1))
     return float(result.metrics["val_agreement"]), (student, featurizer), temperature
 
@@ -357,7 +358,7 @@ def _select(quick, keys, texts, remaining, n: int, candidates: int) -> np.ndarra
     from pipeline.evaluate import metrics as m
 
     _, (student, featurizer), temperature = quick
-    probs = m.scale(_softmax(predict_logits(student.model, featurizer, [texts[i] for i in remaining])), temperature)
+    probs = m.scale(softmax(predict_logits(student.model, featurizer, [texts[i] for i in remaining])), temperature)
     top2 = np.sort(probs, axis=1)[:, -2:]
     margins = top2[:, 1] - top2[:, 0]
     # one row per distinct text: a duplicate of a chosen text would be a second copy of the same answer
@@ -370,9 +371,3 @@ def _select(quick, keys, texts, remaining, n: int, candidates: int) -> np.ndarra
     unique_arr = np.array(unique, dtype=np.int64)
     picked = diverse_pick(margins[unique_arr], probs[unique_arr].argmax(axis=1), n, candidates)
     return np.sort(remaining[unique_arr[picked]])
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

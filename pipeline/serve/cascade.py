@@ -77,6 +77,10 @@ class Breaker:
             return True
         return False
 
+    def unused_trial(self) -> None:
+        """A trial allowed in half-open state never reached the teacher: let the next request try."""
+        self.trial_out = False
+
     def success(self) -> None:
         self.failures = 0
         self.trial_out = False
@@ -151,8 +155,7 @@ class Cascade:
         if not self.breaker.allow():
             return self._done(Deferral("breaker_open"), len(texts))
         if not self.slots.acquire(blocking=False):
-            if self.breaker.state == HALF_OPEN:
-                self.breaker.trial_out = False  # the trial never went out: let the next request try
+            self.breaker.unused_trial()
             return self._done(Deferral("busy"), len(texts))
         started = time.perf_counter()
         future = self.pool.submit(self._label, list(texts))
@@ -163,8 +166,7 @@ class Cascade:
             self.breaker.failure()
             return self._done(Deferral("timeout"), len(texts))
         except BudgetSpent:
-            if self.breaker.state == HALF_OPEN:
-                self.breaker.trial_out = False
+            self.breaker.unused_trial()
             return self._done(Deferral("budget"), len(texts))
         except Exception as exc:  # any failure of the teacher is the student's answer, never a 5xx
             self.breaker.failure()
