@@ -109,3 +109,19 @@ def load_bundle(folder: str | Path, threads: int | None = None, verify: bool = T
     if verify and files_digest(folder, names) != manifest.get("digest"):
         raise BundleError(f"{folder}: files do not match the digest in {MANIFEST} (corrupt or edited); re-export")
     return Bundle(folder, manifest, threads)
+
+
+SMOKE_TEXT = "smoke test: is this model able to answer?"
+
+
+def smoke_check(bundle: "Bundle", text: str = SMOKE_TEXT) -> None:
+    """Predict one text with the int8 model; a row that is not a probability distribution is a BundleError."""
+    try:
+        probs = bundle.predict_proba([text], "int8")
+    except Exception as exc:  # someone else's file may break onnxruntime in any way
+        raise BundleError(f"{bundle.folder}: the int8 model cannot predict: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if probs.shape != (1, len(bundle.labels)) or not np.isfinite(probs).all() or abs(float(probs.sum()) - 1) > 1e-3:
+        raise BundleError(f"{bundle.folder}: smoke prediction is not a probability row over {len(bundle.labels)} "
+                          f"labels (shape {probs.shape}, sum {float(np.nansum(probs)):.4f})")
+

@@ -124,16 +124,25 @@ def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     """Run the model server (FastAPI + onnxruntime) on the registry's production and canary models."""
     import uvicorn
 
+    from pipeline import predlog
     from pipeline.config import ConfigError, load_params
+    from pipeline.errors import DistillError
     from pipeline.serve.app import create_app
+    from pipeline.serve.protocol import protocol_class
 
     try:
         loaded = load_params(params)
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
+        engine, _ = predlog.connect(loaded.serve.prediction_log_url)  # a log that cannot open stops us here
+        engine.dispose()
+        app_ = create_app(loaded)
+    except (ConfigError, DistillError) as exc:
+        typer.echo(f"distill serve: error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"distill serve: listening on http://{host}:{port} (API docs /docs, metrics /metrics)")
-    uvicorn.run(create_app(loaded), host=host, port=port, log_level=log_level, access_log=False)
+    cfg = loaded.serve
+    typer.echo(f"distill serve: listening on http://{host}:{port} (API docs /docs, schema /openapi.json, "
+               f"metrics /metrics)")
+    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False, http=protocol_class(cfg),
+                timeout_keep_alive=cfg.idle_timeout_s, limit_concurrency=cfg.max_connections)
 
 
 @app.command("canary")

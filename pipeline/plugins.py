@@ -77,6 +77,45 @@ class Plugins(Generic[T]):
                                  f"it takes {allowed}")
         return item(*args, **kwargs)
 
+    def check_kwargs(self, name: str, kwargs: Mapping[str, Any], fixed: Iterable[str] = ()) -> None:
+        """Check ``kwargs`` against ``name``'s signature (names, types, Annotated bounds) without building.
+
+        Raises ``self.error`` with one line per bad argument, each naming its params key
+        (``distill.student.kwargs.dim: ...``), so params are refused on load, not deep in a stage.
+        """
+        from pydantic import ConfigDict, ValidationError, create_model
+
+        from pipeline.config.base import Section
+
+        item = self.get(name)
+        params = inspect.signature(item, eval_str=True).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return
+        skip = set(fixed)
+        fields = {p.name: (Any if p.annotation is inspect.Parameter.empty else p.annotation,
+                           ... if p.default is inspect.Parameter.empty else p.default)
+                  for p in params.values() if p.name not in skip
+                  and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+        extra = sorted(set(kwargs) - set(fields))
+        if extra:
+            raise self.error(f"{self.kwargs_key.format(name=name)}: {name} does not take {extra}; "
+                             f"it takes {sorted(fields)}")
+        model = create_model(f"{name}-arguments", __base__=Section, **fields)
+        model.model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+        try:
+            model(**dict(kwargs))
+        except ValidationError as exc:
+            prefix = self.kwargs_key.format(name=name)
+            lines = []
+            for err in exc.errors():
+                if err["type"] == "missing":
+                    continue  # required arguments the caller passes itself
+                key = ".".join([prefix, *map(str, err["loc"])])
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                lines.append(f"{key}: {msg}" + ("" if "got " in msg else f" (got {err.get('input')!r})"))
+            if lines:
+                raise self.error("\n".join(lines)) from None
+
     def check(self, name: str) -> str:
         """``name`` if known, else ValueError listing the known names (for config validators)."""
         if name not in self:

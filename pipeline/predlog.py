@@ -11,8 +11,11 @@ Privacy: ``text`` holds the request text only when the server runs with ``serve.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from pipeline.errors import DistillError
 
 DEFAULT_URL = "sqlite:///.distill/predictions.db"
 ENV_URL = "DISTILL_PREDICTION_LOG_URL"
@@ -33,9 +36,20 @@ COLUMNS = {
     "latency_ms": "server-side latency of the request that carried this text",
     "source": "who answered: student, or teacher (deferred by the cascade, serve.cascade)",
     "student_label": "the student's own answer (differs from label where the teacher answered)",
+    "run_id": "id of the server run that acknowledged the prediction",
+    "seq": "1, 2, 3, ... per server run, in the order predictions were acknowledged (a gap is a lost row)",
 }
 # Columns added after the first release: connect() adds them to an older table (nullable).
-ADDED_COLUMNS = ("source", "student_label")
+ADDED_COLUMNS = ("source", "student_label", "run_id", "seq")
+
+# ``predlog_gaps``: one row per server run found, at the next start, to have lost acknowledged rows.
+GAP_COLUMNS = {
+    "run_id": "the server run that lost rows",
+    "detected_at": "UTC time the next start found the gap, seconds since the epoch",
+    "acknowledged": "rows that run acknowledged (answered 200 for)",
+    "written": "rows of that run in the log",
+    "lost": "acknowledged - written",
+}
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -63,6 +77,22 @@ def table(metadata=None):
         sa.Column("latency_ms", sa.Float, nullable=False),
         sa.Column("source", sa.String(16), nullable=True),
         sa.Column("student_label", sa.String(200), nullable=True),
+        sa.Column("run_id", sa.String(32), nullable=True, index=True),
+        sa.Column("seq", sa.Integer, nullable=True),
+    )
+
+
+def gaps_table(metadata):
+    """The ``predlog_gaps`` table (:data:`GAP_COLUMNS`)."""
+    import sqlalchemy as sa
+
+    return sa.Table(
+        "predlog_gaps", metadata,
+        sa.Column("run_id", sa.String(32), primary_key=True),
+        sa.Column("detected_at", sa.Float, nullable=False),
+        sa.Column("acknowledged", sa.Integer, nullable=False),
+        sa.Column("written", sa.Integer, nullable=False),
+        sa.Column("lost", sa.Integer, nullable=False),
     )
 
 
@@ -75,7 +105,10 @@ def connect(url: str | None = None):
         path = url.removeprefix("sqlite:///")
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-    engine = sa.create_engine(url, future=True)
+    try:
+        engine = sa.create_engine(url, future=True)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise PredictionLogError(f"prediction log {_safe(url)}: not a usable database URL: {exc}") from None
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _wal(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -85,9 +118,54 @@ def connect(url: str | None = None):
             cur.close()
     metadata = sa.MetaData()
     tbl = table(metadata)
-    metadata.create_all(engine)
-    _add_missing_columns(engine, tbl)
+    gaps_table(metadata)
+    try:
+        metadata.create_all(engine)
+        _add_missing_columns(engine, tbl)
+    except sa.exc.SQLAlchemyError as exc:
+        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["unknown error"])[0]
+        raise PredictionLogError(f"prediction log {_safe(url)} cannot be opened: {reason}; check "
+                                 f"serve.prediction_log_url / ${ENV_URL} (a SQLite path must be a database file)") from None
     return engine, tbl
+
+
+class PredictionLogError(DistillError):
+    """The prediction log database cannot be opened or is not a prediction log."""
+
+
+def _safe(url: str) -> str:
+    from pipeline.registry.store import redact_url
+
+    return redact_url(url)
+
+
+def record_gap(engine, run_id: str, acknowledged: int) -> dict[str, Any] | None:
+    """Compare what run ``run_id`` acknowledged with its rows in the log; store and return a gap, if any."""
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+    tbl, gaps = table(metadata), gaps_table(metadata)
+    with engine.begin() as conn:
+        written = int(conn.execute(sa.select(sa.func.count()).select_from(tbl).where(tbl.c.run_id == run_id)).scalar())
+        gap = {"run_id": run_id, "detected_at": time.time(), "acknowledged": int(acknowledged), "written": written,
+               "lost": max(0, int(acknowledged) - written)}
+        if gap["lost"] and conn.execute(sa.select(gaps.c.run_id).where(gaps.c.run_id == run_id)).first() is None:
+            conn.execute(gaps.insert(), [gap])
+    return gap
+
+
+def read_gaps(engine, since: float | None = None) -> list[dict[str, Any]]:
+    """Gaps found since ``since`` (every gap when None), oldest first."""
+    import sqlalchemy as sa
+
+    gaps = gaps_table(sa.MetaData())
+    query = sa.select(gaps).order_by(gaps.c.detected_at)
+    if since is not None:
+        query = query.where(gaps.c.detected_at >= since)
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("predlog_gaps"):
+            return []
+        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def _add_missing_columns(engine, tbl) -> None:

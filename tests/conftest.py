@@ -52,6 +52,14 @@ def project_files() -> list[str]:
     return found
 
 
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory) -> dict[str, Path]:
+    """Three tiny real bundles (tests/helpers/serving.py), built once per session for every test that needs one."""
+    from tests.helpers.serving import build_bundles
+
+    return build_bundles(tmp_path_factory.mktemp("bundles"))
+
+
 @pytest.fixture
 def repo_copy(tmp_path):
     """A scratch git+DVC repository holding a copy of the project code, for end-to-end runs.

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from pipeline.config.augment import AugmentConfig
+from pipeline.config import strictyaml
 from pipeline.config.base import ConfigError, Section, format_errors
 from pipeline.config.distill import DistillConfig, ExportConfig
 from pipeline.config.evaluate import EvaluateConfig
@@ -53,6 +54,13 @@ class Params(Section):
 
     model_config = Section.model_config | {"populate_by_name": True}
 
+    @model_validator(mode="after")
+    def _one_text_limit(self) -> "Params":
+        if self.serve.max_text_chars is None:  # the server takes every text the pipeline trains on
+            serve = self.serve.model_copy(update={"max_text_chars": self.ingest.max_chars})
+            object.__setattr__(self, "serve", serve)
+        return self
+
 
 def parse_params(data: Any, source: str = "params.yaml") -> Params:
     """Validate a mapping (already parsed YAML) into :class:`Params`."""
@@ -71,12 +79,25 @@ def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | No
     if not path.exists():
         raise ConfigError(f"{path}: params file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = strictyaml.load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: byte {exc.start} is not valid UTF-8 ({exc.reason}); save the file as UTF-8") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}:{_yaml_where(exc)} not valid YAML: {_yaml_problem(exc)}") from None
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     return parse_params(data, str(path))
+
+
+def _yaml_where(exc: "yaml.YAMLError") -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"{mark.line + 1}:" if mark is not None else ""
+
+
+def _yaml_problem(exc: "yaml.YAMLError") -> str:
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    return " ".join(str(p) for p in (context, problem) if p) or str(exc).splitlines()[0]
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -96,5 +117,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value")
         key, raw = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(raw)
+        try:
+            out[key.strip()] = strictyaml.load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_problem(exc)}") from None
     return out

@@ -8,19 +8,56 @@ full key, e.g. ``distill.temprature: unknown key (did you mean temperature?)``.
 from __future__ import annotations
 
 import difflib
+import re
+import types
+import typing
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 
 class ConfigError(ValueError):
     """params.yaml (or a section of it) is not valid. The message names every offending key."""
 
 
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _scalar_types(annotation: Any) -> set[type]:
+    """The plain scalar types a field accepts (int, float, bool, str) through Optional / Union / Annotated."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _scalar_types(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return set().union(*(_scalar_types(arg) for arg in typing.get_args(annotation)))
+    return {annotation} if annotation in (int, float, bool, str) else set()
+
+
 class Section(BaseModel):
-    """Base of every params section: frozen, strict about unknown keys."""
+    """Base of every params section: frozen, strict about unknown keys and about numbers.
+
+    pydantic's lax mode would read ``epochs: true`` as 1 and ``epochs: "30"`` as 30; a params file
+    that says either means something else, so a number field takes only a number (a float field also
+    takes a numeric string, because YAML 1.1 reads ``1e-3`` as a string).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or value is None:
+            return value
+        kinds = _scalar_types(field.annotation)
+        if bool in kinds or not kinds & {int, float}:
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+        if isinstance(value, str) and str not in kinds:
+            if float not in kinds or not _FLOAT_TEXT.fullmatch(value.strip()):
+                raise ValueError(f"expected a number, got the string {value!r}")
+        return value
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -68,9 +105,16 @@ def format_errors(exc: ValidationError, model: type[BaseModel], prefix: str = ""
         elif err["type"] == "missing":
             lines.append(f"{key}: required value is missing")
         else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if msg.startswith(key + ".") or msg.startswith(key + ":"):  # a check that names the full key itself
+                lines.append(msg)
+                continue
+            if "got " in msg:  # the message already shows the value
+                lines.append(f"{key}: {msg}")
+                continue
             got = err.get("input")
             shown = repr(got) if not isinstance(got, dict) else "a mapping"
             if len(shown) > 60:
                 shown = shown[:57] + "..."
-            lines.append(f"{key}: {err['msg']} (got {shown})")
+            lines.append(f"{key}: {msg} (got {shown})")
     return "\n".join(lines)

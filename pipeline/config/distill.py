@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from pipeline.config.base import Section
 
@@ -56,6 +56,16 @@ class StudentSpec(Section):
     # Keyword arguments of that architecture (e.g. dim).
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _known_student(self) -> "StudentSpec":
+        from pipeline.students import STUDENTS
+
+        try:
+            STUDENTS.check_kwargs(self.name, self.kwargs, fixed=("num_features", "num_classes", "featurizer"))
+        except Exception as exc:  # the registry's own error, one line per bad argument
+            raise ValueError(str(exc)) from None
+        return self
+
 
 class LossTerm(Section):
     """One weighted loss term; keys besides ``weight`` are the loss's own arguments (e.g. temperature)."""
@@ -99,19 +109,16 @@ class DistillConfig(Section):
     def _losses(cls, value: dict[str, LossTerm]) -> dict[str, LossTerm]:
         from pipeline.losses import LOSSES
 
-        for name in value:
+        for name, term in value.items():
             LOSSES.check(name)
+            try:
+                LOSSES.check_kwargs(name, term.kwargs())
+            except Exception as exc:  # the registry's own error, one line per bad argument
+                raise ValueError(str(exc)) from None
         if not value or sum(t.weight for t in value.values()) <= 0:
             raise ValueError("at least one loss term needs a positive weight")
         return value
 
-    @field_validator("student")
-    @classmethod
-    def _student(cls, value: StudentSpec) -> StudentSpec:
-        from pipeline.students import STUDENTS
-
-        STUDENTS.check(value.name)
-        return value
 
 
 class ExportConfig(Section):

@@ -5,7 +5,7 @@ docs/serving.md explains each key; the canary rollout has its own section (pipel
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipeline import outputs
 from pipeline.config.base import Section
@@ -61,8 +61,31 @@ class ServeConfig(Section):
     max_body_bytes: int = Field(default=1_000_000, ge=64)
     # Most texts in one predict request (more: 413).
     max_batch: int = Field(default=64, ge=1)
-    # Longest text accepted (characters; longer: 413).
-    max_text_chars: int = Field(default=10_000, ge=1)
+    # Longest text accepted (characters; longer: 413); null: ingest.max_chars, the longest text the
+    # pipeline trains on, so pipeline and server share one limit whichever sections a params file has.
+    max_text_chars: int | None = Field(default=None, ge=1)
+    # Request line plus headers longer than this are answered 431 and the connection closed (bytes).
+    max_header_bytes: int = Field(default=16_384, ge=1_024)
+    # A request whose head and body are not all received within this is answered 408 (seconds).
+    read_timeout_s: float = Field(default=10.0, gt=0)
+    # A connection that sends nothing for this long, before or between requests, is closed (seconds).
+    idle_timeout_s: float = Field(default=5.0, gt=0)
+    # Most open connections; beyond it uvicorn answers 503 and closes.
+    max_connections: int = Field(default=1_024, ge=1)
+    # Threads that run inference, off the event loop (health checks answer while they work).
+    inference_threads: int = Field(default=1, ge=1)
+    # Most predict requests waiting for an inference thread; beyond it: 429 with Retry-After.
+    max_pending: int = Field(default=128, ge=1)
+    # true: a prediction is answered only once its prediction-log rows are committed (none lost on a
+    # crash, at a cost in req/s, docs/serving.md); false: rows are written in the background.
+    log_durable: bool = False
     # Text the server predicts before it swaps a freshly loaded model in.
     smoke_text: str = Field(default="smoke test: is this model able to answer?", min_length=1)
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
+
+    @field_validator("prediction_log_url")
+    @classmethod
+    def _database_url(cls, url: str) -> str:
+        from pipeline.config.registry import database_url
+
+        return database_url(url)

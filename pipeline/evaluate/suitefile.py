@@ -76,9 +76,11 @@ def parse_yaml_suite(text: str, path: str, labels: list[str] | None = None) -> U
     """Parse a YAML suite; line numbers come from the YAML node of each case."""
     import yaml
 
+    from pipeline.config import strictyaml
+
     try:
         root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = strictyaml.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path

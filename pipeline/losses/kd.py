@@ -13,12 +13,15 @@ probabilities are clamped to 1e-12 before the logarithm so tempering stays finit
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
 
 from pipeline.losses import LOSSES
 
 
 @LOSSES.register("kd")
-def build(temperature: float = 1.0):
+def build(temperature: Annotated[float, Field(gt=0)] = 1.0):
     if not temperature > 0:
         from pipeline.losses import LossConfigError
 

@@ -32,6 +32,30 @@ def bundle_digest(bundle_dir: str | Path) -> str:
     return outer.hexdigest()
 
 
+def verify_bundle(bundle_dir: str | Path, expected_digest: str | None = None) -> str:
+    """Check a bundle folder is one a server can load; return its digest. BundleError says what is wrong.
+
+    The folder digest must be ``expected_digest`` (when given: the registered content address), the
+    model files must match the digest their ``bundle.json`` records, and the int8 model must answer a
+    smoke prediction with a probability row. This is what the server checks before it serves a version,
+    so a version that passes here is one the server can load.
+    """
+    from pipeline.bundle import BundleError as LoadError
+    from pipeline.bundle import load_bundle, smoke_check
+
+    digest = bundle_digest(bundle_dir)
+    if expected_digest is not None and digest != expected_digest:
+        raise BundleError(f"{bundle_dir}: files changed since registration: digest {digest[:12]}, registered "
+                          f"{expected_digest[:12]} (corrupt or edited copy); register the bundle again")
+    try:
+        smoke_check(load_bundle(bundle_dir, threads=1, verify=True))
+    except LoadError as exc:
+        raise BundleError(f"refused: {exc}") from None
+    except (OSError, ValueError, KeyError) as exc:  # an unreadable manifest or file
+        raise BundleError(f"refused: {bundle_dir}: the bundle cannot be loaded: {type(exc).__name__}: {exc}") from None
+    return digest
+
+
 def store_bundle(bundle_dir: str | Path, artifacts_dir: str | Path, digest: str) -> Path:
     """Copy the bundle to ``artifacts_dir/digest`` unless it is there already; return that path.
 

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from pipeline.registry.artifacts import bundle_digest, store_bundle
+from pipeline.registry.artifacts import store_bundle, verify_bundle
 from pipeline.registry.errors import (ArtifactMissing, BundleError, NothingToRollBack, RegistryError,
                                       RejectedVersion, SchemaMismatch, UnknownAlias, UnknownVersion)
 from pipeline.registry.lineage import collect_lineage
@@ -143,9 +144,14 @@ class Registry:
 
     def __init__(self, url: str, artifacts_dir: str | Path = ".distill/artifacts") -> None:
         self.url = _normalize_url(url)
+        self.safe_url = redact_url(self.url)  # what messages show: never the password
         self.artifacts_dir = Path(artifacts_dir)
-        self._engine = _make_engine(self.url)
-        self._ensure_schema()
+        try:
+            self._engine = _make_engine(self.url)
+            self._ensure_schema()
+        except SQLAlchemyError as exc:
+            raise RegistryError(f"registry database {self.safe_url} cannot be opened: "
+                                f"{_db_reason(exc, self.url)}; check registry.url / ${URL_ENV}") from None
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -178,8 +184,9 @@ class Registry:
         gate = _load_gate(gate_report)
         passed = gate["passed"]
         reasons = [] if passed else _failed_checks(gate)
-        digest = bundle_digest(bundle_dir)
+        digest = verify_bundle(bundle_dir)  # a bundle the server could not load is refused, not registered
         location = store_bundle(bundle_dir, self.artifacts_dir, digest)
+        verify_bundle(location, digest)
         lineage = collect_lineage(repo_dir)
         params_snapshot = _params_dict(params)
         now = _now()
@@ -305,9 +312,24 @@ class Registry:
                 query = query.limit(limit)
             return [_entry(r) for r in reversed(list(s.scalars(query)))]
 
+    def verified_artifact(self, version: str | int) -> Path:
+        """:meth:`artifact_path`, checked: its digest is the registered one and the server can load it."""
+        path = self.artifact_path(version)
+        verify_bundle(path, self.get_version(version).bundle_digest)
+        return path
+
     def artifact_path(self, version: str | int) -> Path:
         """The local copy of a version's bundle; fails with a hint when this host does not have it."""
-        v = self.get_version(version)
+        return self._artifact_of(self.get_version(version))
+
+    def _verify_row(self, row: "VersionRow") -> None:
+        path = self._artifact_of(_version(row))
+        try:
+            verify_bundle(path, row.bundle_digest)
+        except BundleError as exc:
+            raise BundleError(f"v{row.number} cannot take an alias: {exc}") from None
+
+    def _artifact_of(self, v: "Version") -> Path:
         path = self.artifacts_dir / v.bundle_digest
         if not (path / "bundle.json").is_file():
             hint = (f"git checkout {v.git_commit} && dvc pull export" if v.git_commit
@@ -343,6 +365,8 @@ class Registry:
 
     def _change_alias(self, s: Session, alias: str, target: VersionRow | None, actor: str, reason: str,
                       numbers: Mapping[str, Any], weight: float | None, action: str) -> None:
+        if target is not None:  # an alias never points at a bundle the server could not load
+            self._verify_row(target)
         row = self._lock_alias(s, alias)
         if target is not None and target.status == STATUS_REJECTED:
             raise RejectedVersion(
@@ -384,7 +408,7 @@ class Registry:
     def _lock_alias(self, s: Session, alias: str) -> AliasRow:
         row = s.scalars(select(AliasRow).where(AliasRow.name == alias).with_for_update()).one_or_none()
         if row is None:
-            raise SchemaMismatch(f"alias row {alias!r} is missing from {self.url}; the registry schema is damaged")
+            raise SchemaMismatch(f"alias row {alias!r} is missing from {self.safe_url}; the registry schema is damaged")
         return row
 
     def _version_row(self, s: Session, version: str | int) -> VersionRow:
@@ -438,7 +462,7 @@ class Registry:
                         s.add(Meta(key="generation", value=0))
                     elif found.value != SCHEMA_VERSION:
                         raise SchemaMismatch(
-                            f"{self.url} holds registry schema {found.value}, this code expects {SCHEMA_VERSION}; "
+                            f"{self.safe_url} holds registry schema {found.value}, this code expects {SCHEMA_VERSION}; "
                             "use a matching distill version or a fresh registry.url")
                     for name in ALIASES:
                         if s.get(AliasRow, name) is None:
@@ -460,8 +484,28 @@ def _check_alias(alias: str) -> None:
         raise UnknownAlias(f"unknown alias {alias!r}; aliases are {', '.join(ALIASES)}")
 
 
+def redact_url(url: str) -> str:
+    """The URL with its password shown as ``***`` (what every message prints)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+
+
+def _db_reason(exc: Exception, url: str) -> str:
+    """The driver's first line of complaint, with the password taken out should the driver echo it."""
+    orig = getattr(exc, "orig", None) or exc
+    reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    password = make_url(url).password
+    return reason.replace(str(password), "***") if password else reason
+
+
 def _normalize_url(url: str) -> str:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise RegistryError(f"registry URL {url.split('@')[-1]!r} is not a database URL; expected e.g. "
+                            "sqlite:///.distill/registry.db or postgresql://user@host/db") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)

@@ -28,6 +28,7 @@ class ServerParts:
     slots: Any
     writer: Any
     follower: Any
+    pool: Any  # pipeline.serve.pool.InferencePool
     cascade: Any = None  # pipeline.serve.cascade.Cascade when serve.cascade.enabled
     cascade_error: str | None = None  # why an enabled cascade is off (its teacher could not be built)
 
@@ -45,15 +46,18 @@ def build_parts(params) -> ServerParts:
     metrics = build_metrics(lambda: holder["writer"].depth() if "writer" in holder else 0)
     writer = PredictionLogWriter(predlog.resolve_url(cfg.prediction_log_url), cfg.log_text, cfg.log_queue_size,
                                  cfg.log_batch_size, cfg.log_flush_s, on_written=metrics.predlog_written.inc,
-                                 on_dropped=metrics.predlog_dropped.inc)
+                                 on_dropped=metrics.predlog_dropped.inc, on_lost=metrics.predlog_lost.inc,
+                                 durable=cfg.log_durable)
     holder["writer"] = writer
     slots = ModelSlots(cfg.threads, cfg.smoke_text, metrics)
     follower = RegistryFollower(lambda: open_registry(params.registry), slots, cfg.poll_interval_s, metrics)
     from pipeline.serve.cascade import build_cascade
 
     cascade, cascade_error = build_cascade(params, metrics)
-    return ServerParts(cfg=cfg, metrics=metrics, slots=slots, writer=writer, follower=follower, cascade=cascade,
-                       cascade_error=cascade_error)
+    from pipeline.serve.pool import InferencePool
+
+    return ServerParts(cfg=cfg, metrics=metrics, slots=slots, writer=writer, follower=follower,
+                       pool=InferencePool(cfg.inference_threads), cascade=cascade, cascade_error=cascade_error)
 
 
 def package_version() -> str:
@@ -85,8 +89,8 @@ def create_app(params=None):
 
     from pipeline.serve.endpoints import build_router
 
-    # One request is featurized at a time on the event loop: the tokenizer's own thread pool only adds
-    # hand-offs and competes with uvicorn for the cores.
+    # Requests are featurized on the inference threads (serve.inference_threads): the tokenizer's own
+    # thread pool would only add hand-offs and compete with them for the cores.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if params is None:
         from pipeline.config import load_params
@@ -108,6 +112,7 @@ def create_app(params=None):
             yield
         finally:
             parts.follower.stop()
+            parts.pool.close()
             parts.writer.stop()
             if parts.cascade is not None:
                 parts.cascade.close()

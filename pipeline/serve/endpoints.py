@@ -1,8 +1,10 @@
 """HTTP endpoints: ``POST /v1/predict``, ``GET /healthz``, ``GET /readyz``, ``GET /v1/models``, ``GET /metrics``.
 
 The predict path is kept lean: the body is parsed with orjson (no pydantic model), the model snapshot is
-read once, inference runs inline (a sub-millisecond onnxruntime call; no thread hop), and the
-prediction log gets one ``put_nowait``. Refusals answer 4xx JSON naming the limit. With the cascade on
+read once, inference runs on the inference threads (``serve.inference_threads``, never on the event
+loop, so ``/healthz`` answers while the model works; more than ``serve.max_pending`` waiting requests
+are answered 429 with Retry-After), and the prediction log gets one ``put_nowait`` (or, with
+``serve.log_durable``, the answer waits for the commit). Refusals answer 4xx JSON naming the limit. With the cascade on
 (pipeline/serve/cascade.py), the texts below the cut are awaited from the teacher on its own threads;
 each prediction says ``source: student | teacher``, and ``fallback`` says why a deferred text got the
 student's answer.
@@ -19,7 +21,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from pipeline.serve.limits import RequestRejected, parse_predict, read_body
+from pipeline.serve.limits import RequestRejected, check_content_type, parse_predict, read_body
 from pipeline.serve.logwriter import LogRecord
 from pipeline.serve.metrics import PREDICT
 from pipeline.serve.traffic import CANARY, STABLE, choose_route, request_key
@@ -51,12 +53,25 @@ def build_router(server) -> APIRouter:
     async def predict(request: Request) -> Response:
         start = time.perf_counter()
         try:
+            check_content_type(request.headers.get("content-type"))
+            if server.pool.pending >= cfg.max_pending:
+                raise RequestRejected(429, f"the server is saturated: {server.pool.pending} requests wait for "
+                                           f"inference (serve.max_pending = {cfg.max_pending}); retry shortly",
+                                      "serve.max_pending", cfg.max_pending)
             body = await read_body(request, cfg.max_body_bytes)
             texts, key = parse_predict(body, cfg.max_batch, cfg.max_text_chars)
         except RequestRejected as exc:
             metrics.rejected.labels(reason=exc.limit or "bad_request").inc()
             metrics.request_done(PREDICT, exc.status)
-            return _json(exc.status, exc.body())
+            response = _json(exc.status, exc.body())
+            if exc.status == 429:
+                response.headers["Retry-After"] = "1"
+            return response
+        with server.pool.waiting():
+            return await _predict(texts, key, start)
+
+    async def _predict(texts: list[str], key: str | None, start: float) -> Response:
+        run = server.pool.run
         state = slots.state
         if state.stable is None:
             metrics.request_done(PREDICT, 503)
@@ -68,7 +83,7 @@ def build_router(server) -> APIRouter:
         model = state.canary if route == CANARY else state.stable
         stable_labels = None
         try:
-            probs = model.bundle.predict_proba(texts, "int8")
+            probs = await run(model.bundle.predict_proba, texts, "int8")
         except Exception as exc:  # a model that breaks on some input: answer with stable, count it
             metrics.route_errors[route].inc()
             log.error("%s model %s failed on a request: %s", route, model.version, exc)
@@ -77,7 +92,7 @@ def build_router(server) -> APIRouter:
                 return _json(500, {"error": f"model {model.version} failed: {type(exc).__name__}"})
             route, model = STABLE, state.stable
             try:
-                probs = model.bundle.predict_proba(texts, "int8")
+                probs = await run(model.bundle.predict_proba, texts, "int8")
             except Exception as exc2:
                 metrics.route_errors[STABLE].inc()
                 metrics.request_done(PREDICT, 500)
@@ -105,7 +120,7 @@ def build_router(server) -> APIRouter:
                     fallback = {int(i): deferral.outcome for i in low}
         if route == CANARY:
             try:
-                stable_probs = state.stable.bundle.predict_proba(texts, "int8")
+                stable_probs = await run(state.stable.bundle.predict_proba, texts, "int8")
                 s_names = state.stable.bundle.labels
                 stable_labels = [s_names[i] for i in stable_probs.argmax(axis=1)]
                 agreed = sum(a == b for a, b in zip(student_labels, stable_labels))  # student against student
@@ -123,9 +138,16 @@ def build_router(server) -> APIRouter:
         metrics.predictions(model.version, route).inc(len(texts))
         metrics.latency_children[route].observe(elapsed)
         metrics.request_done(PREDICT, 200)
-        writer.submit(LogRecord(request_id=uuid.uuid4().hex, ts=time.time(), texts=texts, version=model.version,
-                                route=route, labels=labels, probs=probs, stable_labels=stable_labels,
-                                latency_ms=elapsed * 1000.0, sources=sources, student_labels=student_labels))
+        record = LogRecord(request_id=uuid.uuid4().hex, ts=time.time(), texts=texts, version=model.version,
+                           route=route, labels=labels, probs=probs, stable_labels=stable_labels,
+                           latency_ms=elapsed * 1000.0, sources=sources, student_labels=student_labels)
+        if cfg.log_durable:  # answered only once the rows are committed
+            if not await writer.submit_durable(record):
+                metrics.request_done(PREDICT, 503)
+                return _json(503, {"error": "the prediction log could not store this prediction "
+                                            "(serve.log_durable is on); retry"})
+        else:
+            writer.submit(record)
         return Response(payload, media_type=JSON)
 
     @router.get("/healthz")

@@ -29,6 +29,15 @@ class RequestRejected(Exception):
         return out
 
 
+def check_content_type(header: str | None) -> None:
+    """Only ``application/json`` bodies: a web page can post text/plain cross-site without asking (CORS
+    "simple" requests), and such rows would reach the log, the paid teacher and the next training set."""
+    media = (header or "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise RequestRejected(415, f"Content-Type must be application/json, got {header or 'none'!r}",
+                              "content_type", "application/json")
+
+
 def check_content_length(header: str | None, max_bytes: int) -> None:
     """Refuse before reading when the client announces a body over ``serve.max_body_bytes``."""
     if header is None:

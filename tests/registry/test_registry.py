@@ -26,7 +26,8 @@ def test_register_records_lineage_and_stores_bundle(registry, make_bundle):
     assert v.bundle_digest == bundle_digest(bundle)
     stored = registry.artifact_path(v.id)
     assert stored.name == v.bundle_digest
-    assert (stored / "model.int8.onnx").read_bytes() == b"int8 weights"
+    assert (stored / "payload.txt").read_text() == "weights"
+    assert (stored / "model.int8.onnx").read_bytes() == (bundle / "model.int8.onnx").read_bytes()
     assert bundle_digest(stored) == v.bundle_digest
     # A passing version becomes the candidate in the same transaction.
     assert registry.get_alias("candidate").version.id == "v1"

@@ -9,12 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers.serving import GATE_PASSED, ServerProcess, build_bundles, free_port
-
-
-@pytest.fixture(scope="session")
-def bundles(tmp_path_factory) -> dict[str, Path]:
-    return build_bundles(tmp_path_factory.mktemp("bundles"))
+from tests.helpers.serving import GATE_PASSED, ServerProcess, free_port
 
 
 def write_params(ws: Path, labels: list[str], teacher_bundle: Path, **overrides) -> Path:

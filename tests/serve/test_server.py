@@ -124,7 +124,7 @@ def test_oversize_and_malformed_bodies_and_the_worker_survives(served):
     assert r.status_code == 413 and r.json()["limit"] == "serve.max_body_bytes"
     r = httpx.post(url + "/v1/predict", content=b'{"texts": ["unterminated', headers={"content-type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
-    r = httpx.post(url + "/v1/predict", content=b"\xff\xfe\x00garbage")
+    r = httpx.post(url + "/v1/predict", content=b"\xff\xfe\x00garbage", headers={"content-type": "application/json"})
     assert r.status_code == 400
 
     # a chunked body (no Content-Length) is counted as it arrives
@@ -134,7 +134,7 @@ def test_oversize_and_malformed_bodies_and_the_worker_survives(served):
             yield b"a" * 300
         yield b'"]}'
 
-    r = httpx.post(url + "/v1/predict", content=chunks())
+    r = httpx.post(url + "/v1/predict", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["limit"] == "serve.max_body_bytes"
 
     # a client that announces a small body and sends a huge one is cut off by the real byte count
@@ -151,25 +151,45 @@ def test_oversize_and_malformed_bodies_and_the_worker_survives(served):
 
 
 def test_corrupt_model_is_refused_and_the_working_model_keeps_serving(served, tmp_path):
+    """A corrupt bundle never gets into the registry; one corrupted in the store never takes an alias;
+    and a server whose copy does not hash to the registered digest refuses it and keeps serving."""
+    import shutil
+
+    from pipeline.registry import BundleError
+    from pipeline.serve.models import ModelLoadError, load_model
+
     ws, server, v1 = served
     url = server.url
     bad_dir = corrupt_copy(ws.bundles["good_b"], tmp_path / "corrupt")
-    v_bad = ws.register(bad_dir, reason="corrupt upload")
-    with LoadGenerator(url, TEXTS, workers=2) as load:
-        with ws.registry() as reg:
-            reg.promote(v_bad, "production", actor="tests", reason="push a broken model")
-        err = wait_until(lambda: _models(url)["last_load_error"], what="a load error")
-        wait_until(lambda: sum(load.statuses.values()) >= 40, what="traffic after the refused load")
-    assert err["version"] == v_bad and err["alias"] == "production" and "digest" in err["error"]
-    assert set(load.statuses) == {200} and set(load.versions) == {v1}
-    assert _models(url)["stable"]["version"] == v1
-    assert _metric(url, "distill_model_load_failures_total", alias="production") == 1
-    assert httpx.get(url + "/readyz").json()["version"] == v1
-
-    # a rollback of the alias to the working version takes effect too (and clears nothing it should not)
     with ws.registry() as reg:
-        reg.rollback("production", actor="tests", reason="undo the broken push")
-        good = ws.register(ws.bundles["good_b"], reason="fixed upload")
+        before = ([v.id for v in reg.list_versions()], reg.state_token())
+    with pytest.raises(BundleError, match="refused: .*digest"):
+        ws.register(bad_dir, reason="corrupt upload")
+    v2 = ws.register(ws.bundles["good_b"], reason="a good upload, corrupted later on the store's disk")
+    with ws.registry() as reg:
+        stored = reg.artifact_path(v2)
+        digest = reg.get_version(v2).bundle_digest
+        data = bytearray((stored / "model.int8.onnx").read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one flipped byte
+        (stored / "model.int8.onnx").write_bytes(bytes(data))
+        with LoadGenerator(url, TEXTS, workers=2) as load:
+            with pytest.raises(BundleError, match=f"{v2} cannot take an alias: .*changed since registration"):
+                reg.promote(v2, "production", actor="tests", reason="push a broken model")
+            wait_until(lambda: sum(load.statuses.values()) >= 40, what="traffic after the refused promotion")
+        assert reg.get_alias("production").version.id == v1
+        assert [v.id for v in reg.list_versions()] == before[0] + [v2]
+    assert set(load.statuses) == {200} and set(load.versions) == {v1}
+    assert _models(url)["stable"]["version"] == v1 and _models(url)["last_load_error"] is None
+    # the server's own check, for a copy corrupted after the promotion: the digest it serves is the registry's
+    with pytest.raises(ModelLoadError, match="changed since registration"):
+        load_model(stored, v2, 1, "smoke", digest)
+    with ws.registry() as reg:
+        assert _models(url)["stable"]["digest"] == reg.get_version(v1).bundle_digest
+
+    # registering the good bundle again restores its copy in the store; promotion then goes through
+    shutil.rmtree(stored)
+    good = ws.register(ws.bundles["good_b"], reason="fixed upload")
+    with ws.registry() as reg:
         reg.promote(good, "production", actor="tests", reason="fixed model")
     wait_until(lambda: _models(url)["stable"]["version"] == good, what="the fixed model")
     r = httpx.post(url + "/v1/predict", json={"texts": TEXTS})

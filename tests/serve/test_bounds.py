@@ -1,0 +1,219 @@
+"""The server's bounds, against a real server process on 127.0.0.1: head size, read and idle timeouts,
+content type, saturation (429), inference off the event loop, and the prediction log's loss accounting
+across kill -9 and SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.helpers.serving import metric
+from tests.serve.conftest import Workspace
+
+LIMITS = {"max_header_bytes": 4096, "read_timeout_s": 1.0, "idle_timeout_s": 1.0, "max_batch": 64,
+          "max_text_chars": 20_000, "max_body_bytes": 2_000_000}
+
+
+def _serve(tmp_path, bundles, monkeypatch, **serve):
+    monkeypatch.delenv("DISTILL_REGISTRY_URL", raising=False)
+    monkeypatch.delenv("DISTILL_PREDICTION_LOG_URL", raising=False)
+    ws = Workspace(tmp_path, bundles, serve={**LIMITS, **serve})
+    with ws.registry() as reg:
+        v = ws.register(bundles["good_a"])
+        reg.promote(v, "production", actor="tests", reason="baseline")
+    server = ws.server()
+    server.wait_ready()
+    return ws, server
+
+
+@pytest.fixture
+def bounded(tmp_path, bundles, monkeypatch):
+    ws, server = _serve(tmp_path, bundles, monkeypatch)
+    yield ws, server
+    server.stop()
+
+
+def _raw(port: int, data: bytes, wait: float = 5.0) -> bytes:
+    """Send ``data`` on a fresh connection and read until the server closes it (or ``wait`` passes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return out
+
+
+def test_head_over_the_limit_is_431_and_the_server_lives(bounded):
+    _, server = bounded
+    big = b"x-filler: " + b"a" * 8000 + b"\r\n"
+    reply = _raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
+    assert reply.startswith(b"HTTP/1.1 431 "), reply[:200]
+    assert b"serve.max_header_bytes = 4096" in reply
+    many = b"".join(b"x-h%d: %s\r\n" % (i, b"b" * 100) for i in range(60))  # many small headers add up
+    assert _raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n").startswith(b"HTTP/1.1 431 ")
+    long_url = b"GET /healthz?" + b"q" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert _raw(server.port, long_url).startswith(b"HTTP/1.1 431 ")
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_half_sent_body_and_idle_connection_are_closed(bounded):
+    _, server = bounded
+    started = time.monotonic()
+    reply = _raw(server.port, b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: 100\r\n\r\n{\"texts\": [", wait=10)
+    held = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 408 ") and b"serve.read_timeout_s" in reply, reply[:200]
+    assert held < 5, held  # closed at read_timeout_s (1 s), not held for as long as the client likes
+    started = time.monotonic()
+    assert _raw(server.port, b"", wait=10) == b""  # a connection that never sends: closed by the server
+    assert time.monotonic() - started < 5
+    head_only = _raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", wait=10)  # a head never finished
+    assert head_only.startswith(b"HTTP/1.1 408 ")
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "application/jsonp"])
+def test_only_json_bodies_are_accepted(bounded, content_type):
+    ws, server = bounded
+    headers = {"content-type": content_type} if content_type else {}
+    r = httpx.post(server.url + "/v1/predict", content=b'{"texts": ["where is my card?"]}', headers=headers)
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
+    engine, tbl = ws.predlog()
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:  # nothing of a refused request reaches the log
+        assert conn.execute(sa.select(sa.func.count()).select_from(tbl)).scalar() == 0
+    ok = httpx.post(server.url + "/v1/predict", content=b'{"texts": ["where is my card?"]}',
+                    headers={"content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+def test_openapi_schema_is_published(bounded):
+    _, server = bounded
+    schema = httpx.get(server.url + "/openapi.json").json()
+    body = schema["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["texts"]["items"]["maxLength"] == 20_000
+
+
+def test_health_answers_while_the_model_works_and_saturation_is_429(tmp_path, bundles, monkeypatch):
+    ws, server = _serve(tmp_path, bundles, monkeypatch, max_pending=2, inference_threads=1)
+    heavy = {"texts": [("my card payment was declined twice today " * 250)[:10_000]] * 64}
+    results: list[tuple[int, float, dict]] = []
+
+    def post():
+        r = httpx.post(server.url + "/v1/predict", json=heavy, timeout=60)
+        results.append((r.status_code, time.monotonic(), dict(r.headers)))
+
+    try:
+        threads = [threading.Thread(target=post) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        health_at = []
+        for _ in range(5):
+            r = httpx.get(server.url + "/healthz", timeout=10)
+            assert r.status_code == 200
+            health_at.append(time.monotonic())
+        for t in threads:
+            t.join()
+        statuses = sorted(code for code, _, _ in results)
+        assert 200 in statuses and 429 in statuses, statuses
+        assert set(statuses) <= {200, 429}
+        refused = [h for code, _, h in results if code == 429]
+        assert all(h.get("retry-after") == "1" for h in refused)
+        last_200 = max(at for code, at, _ in results if code == 200)
+        assert max(health_at) < last_200  # health answered while inference was still running
+        assert metric(server.url, "distill_rejected_requests_total", reason="serve.max_pending") == len(refused)
+    finally:
+        server.stop()
+
+
+def _acknowledged(url: str, stop: threading.Event, counts: list[int]) -> None:
+    with httpx.Client(timeout=10) as client:
+        i = 0
+        while not stop.is_set():
+            try:
+                r = client.post(url + "/v1/predict", json={"texts": [f"card {i} arrived?", f"top up {i} failed"]})
+            except httpx.HTTPError:
+                return
+            if r.status_code == 200:
+                counts.append(2)
+            i += 1
+
+
+def _rows(ws) -> tuple[int, int]:
+    import sqlalchemy as sa
+
+    engine, tbl = ws.predlog()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(sa.func.count()).select_from(tbl)).scalar()
+        top = conn.execute(sa.select(sa.func.max(tbl.c.seq))).scalar() or 0
+    engine.dispose()
+    return int(rows), int(top)
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_kill_9_under_load_counts_every_lost_row(tmp_path, bundles, monkeypatch, durable):
+    """kill -9 while clients stream: written + counted-lost = acknowledged; with log_durable nothing is lost."""
+    ws, server = _serve(tmp_path, bundles, monkeypatch, log_durable=durable, log_flush_s=2.0)
+    stop, counts = threading.Event(), []
+    clients = [threading.Thread(target=_acknowledged, args=(server.url, stop, counts)) for _ in range(4)]
+    for t in clients:
+        t.start()
+    time.sleep(2.5)
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait()
+    stop.set()
+    for t in clients:
+        t.join()
+    acknowledged = sum(counts)
+    written, _ = _rows(ws)
+    assert acknowledged > 0
+    restarted = ws.server()
+    try:
+        restarted.wait_ready()
+        lost = metric(restarted.url, "distill_predlog_lost_total")
+        from pipeline import predlog
+
+        engine, _ = ws.predlog()
+        gaps = predlog.read_gaps(engine)
+        # the counter may count a row whose 200 the killed server never got out: never fewer than were lost
+        assert written + lost >= acknowledged, (written, lost, acknowledged)
+        assert durable or written + lost <= acknowledged + 2 * 4  # at most one request in flight per client
+        if durable:  # acknowledged only after the commit: every answered row is in the log
+            assert written >= acknowledged and lost == 0 and not gaps, (written, lost, acknowledged)
+        else:
+            assert lost > 0 and gaps and gaps[0]["lost"] == lost
+        print(f"KILL -9 durable={durable}: acknowledged {acknowledged}, written {written}, counted lost {lost:.0f}")
+    finally:
+        restarted.stop()
+
+
+def test_sigterm_under_load_loses_nothing(tmp_path, bundles, monkeypatch):
+    ws, server = _serve(tmp_path, bundles, monkeypatch, log_flush_s=2.0)
+    stop, counts = threading.Event(), []
+    clients = [threading.Thread(target=_acknowledged, args=(server.url, stop, counts)) for _ in range(4)]
+    for t in clients:
+        t.start()
+    time.sleep(2.0)
+    server.stop()  # SIGTERM: uvicorn stops accepting, finishes requests, the writer flushes
+    stop.set()
+    for t in clients:
+        t.join()
+    written, top = _rows(ws)
+    assert written == sum(counts) == top  # every acknowledged row is there, numbered without a gap
+    restarted = ws.server()
+    try:
+        restarted.wait_ready()
+        assert metric(restarted.url, "distill_predlog_lost_total") == 0
+    finally:
+        restarted.stop()
