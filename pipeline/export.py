@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -72,19 +71,25 @@ def bundle_speed(bundle, texts: list[str], variant: str, single: int, batch: int
 
 def export_bundle(checkpoint: str | Path, out_dir: str | Path, cfg, eval_texts: list[str]) -> dict[str, Any]:
     """Write the bundle, check parity, measure speed. Returns metrics; raises ParityError on breach."""
-    import torch
-
-    from pipeline.bundle import FORMAT, files_digest, load_bundle, softmax
     from pipeline.distill.checkpoint import load_student
-    from pipeline.distill.train import predict_logits
+    from pipeline.io import staged_dir
 
     if not eval_texts:
         raise DistillError("export: no evaluation rows to check parity on (empty test and transfer sets)")
     student = load_student(checkpoint)
-    out = Path(out_dir)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    final = Path(out_dir)
+    # built in a staging folder outside the DVC output and moved into place whole: a killed export
+    # leaves no half-written bundle, and its leftovers are swept by the next run (pipeline/io.py)
+    with staged_dir(final) as out:  # a bundle that fails parity is kept too, for inspection; the stage fails
+        return _write_and_check(student, out, cfg, eval_texts)
+
+
+def _write_and_check(student, out: Path, cfg, eval_texts: list[str]) -> dict[str, Any]:
+    import torch
+
+    from pipeline.bundle import FORMAT, files_digest, load_bundle, softmax
+    from pipeline.distill.train import predict_logits
+
     t0 = time.perf_counter()
     export_onnx(student.model, out / FP32, cfg.opset)
     quantize_int8(out / FP32, out / INT8, cfg.weight_type, cfg.reduce_range)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Section
@@ -42,6 +44,17 @@ class SourceConfig(Section):
     # that names the file; set e.g. "latin-1" here for such files. Emails carry their own charsets.
     encoding: str = "utf-8"
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {encoding!r}; e.g. utf-8, latin-1, cp1252") from None
+        return encoding
+
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
@@ -70,3 +83,10 @@ class IngestConfig(Section):
     max_chars: int = Field(default=20_000, ge=100)
     # Drop rows whose text (after cleaning) is shorter than this; counted as bad rows.
     min_chars: int = Field(default=1, ge=0)
+    # Labels are always stripped of surrounding whitespace. Labels that then differ only in case
+    # ("billing", "Billing"): fold merges them into the most frequent spelling (each merge listed in
+    # metrics/ingest.json under label_variants), keep makes them distinct classes, error stops ingest.
+    label_case: Literal["fold", "keep", "error"] = "fold"
+    # Control characters in texts (NUL and the other C0/C1 codes except tab, newline and carriage
+    # return): strip removes them (counted under repaired), reject drops the row (counted under dropped).
+    control_chars: Literal["strip", "reject"] = "strip"

@@ -25,6 +25,17 @@ class LLMTeacherConfig(Section):
     # OpenAI-compatible API root; requests go to {base_url}/chat/completions. The default is llama.cpp's
     # server port on this machine (8000 is distill's own model server).
     base_url: str = "http://127.0.0.1:8080/v1"
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"got {url!r}: base_url must be an http:// or https:// URL with a host, "
+                             "e.g. http://127.0.0.1:8080/v1 or https://api.openai.com/v1")
+        return url
     # Model name sent with every request (part of the fingerprint).
     model: str = "gpt-4o-mini"
     # Name of the environment variable holding the API key (never the key itself). Optional only when

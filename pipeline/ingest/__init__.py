@@ -17,6 +17,7 @@ Rows whose source label is missing become ``unlabeled`` and are counted.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,11 +42,25 @@ class IngestResult:
     report: dict[str, Any]
 
 
-def clean(frame: "pd.DataFrame", cfg: "IngestConfig", counts: Counter) -> "pd.DataFrame":
-    """Drop empty/short texts, cap long ones, remove duplicate texts, fill ids. Counts every change."""
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def clean(frame: "pd.DataFrame", cfg: "IngestConfig", counts: Counter,
+          variants: dict[str, list[str]] | None = None) -> "pd.DataFrame":
+    """Normalize labels, handle control characters, drop empty/short texts, cap long ones, remove
+    duplicate texts, fill ids. Counts every change; label spellings merged go into ``variants``."""
     missing = frame["text"].isna()
     counts["dropped.missing_text"] += int(missing.sum())
     frame = frame[~missing].copy()
+    frame["label"] = normalize_labels(frame["label"], cfg.label_case, counts, variants if variants is not None else {})
+    has_control = frame["text"].str.contains(CONTROL)
+    if has_control.any():
+        if cfg.control_chars == "reject":
+            counts["dropped.control_characters"] += int(has_control.sum())
+            frame = frame[~has_control].copy()
+        else:
+            counts["repaired.control_characters"] += int(has_control.sum())
+            frame.loc[has_control, "text"] = frame.loc[has_control, "text"].str.replace(CONTROL, "", regex=True)
     stripped_len = frame["text"].map(lambda t: len(t.strip()))
     empty = stripped_len == 0
     counts["dropped.empty_text"] += int(empty.sum())
@@ -63,6 +78,40 @@ def clean(frame: "pd.DataFrame", cfg: "IngestConfig", counts: Counter) -> "pd.Da
     return frame
 
 
+def normalize_labels(labels: "pd.Series", case: str, counts: Counter, variants: dict[str, list[str]]) -> "pd.Series":
+    """Strip labels; merge, keep or refuse spellings that differ only in case (``ingest.label_case``)."""
+    present = labels.notna()
+    stripped = labels.copy()
+    stripped[present] = labels[present].str.strip()
+    changed = present & (stripped != labels)
+    counts["repaired.label_whitespace"] += int(changed.sum())
+    blank = present & stripped.eq("")
+    counts["repaired.blank_label"] += int(blank.sum())
+    stripped[blank] = None
+    if case == "keep":
+        return stripped
+    spellings: dict[str, Counter] = {}
+    for label in stripped.dropna():
+        spellings.setdefault(label.casefold(), Counter())[label] += 1
+    clashes = {key: c for key, c in spellings.items() if len(c) > 1}
+    if not clashes:
+        return stripped
+    if case == "error":
+        shown = "; ".join(" / ".join(repr(s) for s in c) for c in list(clashes.values())[:5])
+        raise DataError(f"labels that differ only in case: {shown}; unify them in the data, or set "
+                        "ingest.label_case: fold (merge) or keep (distinct classes)")
+    mapping = {}
+    for c in clashes.values():
+        canonical = sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        variants[canonical] = sorted(c)
+        for spelling in c:
+            if spelling != canonical:
+                mapping[spelling] = canonical
+    merged = stripped.isin(list(mapping))
+    counts["repaired.label_case_merged"] += int(merged.sum())
+    return stripped.replace(mapping)
+
+
 def ingest(cfg: "IngestConfig", seed: int) -> IngestResult:
     """Read the configured source, clean it and assign splits. Raises DataError on unusable input."""
     import pandas as pd
@@ -76,7 +125,8 @@ def ingest(cfg: "IngestConfig", seed: int) -> IngestResult:
     if raw.empty:
         raise DataError(f"{_where(data.description)}: the dataset has no rows; check ingest.source")
     counts["read"] = len(raw)
-    frame = clean(raw, cfg, counts)
+    variants: dict[str, list[str]] = {}
+    frame = clean(raw, cfg, counts, variants)
     if frame.empty:
         raise DataError(f"{_where(data.description)}: no usable rows left after cleaning ({_nonzero(counts)})")
 
@@ -94,7 +144,9 @@ def ingest(cfg: "IngestConfig", seed: int) -> IngestResult:
     table = frame[COLUMNS].reset_index(drop=True)
     for column in COLUMNS:
         table[column] = table[column].astype(pd.StringDtype())
-    return IngestResult(table, build_report(table, counts, data.description, seed))
+    report = build_report(table, counts, data.description, seed)
+    report["label_variants"] = variants  # canonical label -> every spelling merged into it
+    return IngestResult(table, report)
 
 
 def build_report(table: "pd.DataFrame", counts: Counter, description: dict, seed: int) -> dict[str, Any]:

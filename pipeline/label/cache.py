@@ -4,11 +4,18 @@ One SQLite file in WAL mode with a busy timeout: many processes (Dask workers, c
 read and write at once, and each batch is committed in its own transaction, so a process killed with
 SIGKILL loses at most the batch it was labeling. The cache lives outside DVC outputs (``label.cache_dir``)
 so it survives ``dvc repro`` wiping ``data/labels.parquet``.
+
+The ``spend`` table is the teacher's ledger: each labeled batch commits what it cost (calls, texts
+sent, usage such as tokens and USD) in the same transaction as its answers, so a run killed half-way
+still has its spend on record, and ``metrics/label.json`` reports the whole bill of a teacher
+fingerprint, killed runs included (:meth:`LabelCache.spend_totals`).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -30,6 +37,8 @@ class LabelCache:
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS labels (fingerprint TEXT NOT NULL, text_sha TEXT NOT NULL, "
                          "probs BLOB NOT NULL, PRIMARY KEY (fingerprint, text_sha)) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE IF NOT EXISTS spend (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, "
+                         "at REAL NOT NULL, calls INTEGER NOT NULL, texts_sent INTEGER NOT NULL, usage TEXT NOT NULL)")
 
     def get_many(self, fingerprint: str, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """Cached probabilities of those ``keys`` that are present (float32 vectors)."""
@@ -44,18 +53,32 @@ class LabelCache:
                 found[key] = np.frombuffer(blob, dtype=np.float32).copy()
         return found
 
-    def put_many(self, fingerprint: str, items: Mapping[str, np.ndarray]) -> None:
-        """Store one batch in one transaction (all or nothing)."""
-        if not items:
+    def put_many(self, fingerprint: str, items: Mapping[str, np.ndarray], spend: Mapping | None = None) -> None:
+        """Store one batch, and what asking for it cost (``spend``: calls, texts_sent, usage), in one transaction."""
+        if not items and not (spend and spend.get("calls")):
             return
         rows = [(fingerprint, key, np.asarray(p, dtype=np.float32).tobytes()) for key, p in items.items()]
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany("INSERT OR REPLACE INTO labels (fingerprint, text_sha, probs) VALUES (?, ?, ?)", rows)
+            if spend and spend.get("calls"):
+                self._db.execute("INSERT INTO spend (fingerprint, at, calls, texts_sent, usage) VALUES (?, ?, ?, ?, ?)",
+                                 [fingerprint, time.time(), int(spend["calls"]), int(spend.get("texts_sent", 0)),
+                                  json.dumps(dict(spend.get("usage") or {}))])
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def spend_totals(self, fingerprint: str) -> dict:
+        """Everything the ledger holds for a teacher: calls, texts sent and summed usage, over every run."""
+        calls = texts = 0
+        usage: dict[str, float] = {}
+        for c, t, u in self._db.execute("SELECT calls, texts_sent, usage FROM spend WHERE fingerprint = ?", [fingerprint]):
+            calls, texts = calls + c, texts + t
+            for key, value in json.loads(u).items():
+                usage[key] = usage.get(key, 0.0) + float(value)
+        return {"calls": calls, "texts_sent": texts, "usage": usage}
 
     def count(self, fingerprint: str) -> int:
         return self._db.execute("SELECT COUNT(*) FROM labels WHERE fingerprint = ?", [fingerprint]).fetchone()[0]

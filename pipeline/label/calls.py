@@ -100,8 +100,12 @@ def label_missing(teacher: Teacher, items: Sequence[tuple[str, str]], cache: Lab
     before = usage_of(teacher)
     for start in range(0, len(items), batch_size):
         piece = items[start:start + batch_size]
+        calls, sent, used = stats.calls, stats.texts_sent, usage_of(teacher)
         got = _ask(teacher, piece, retries, stats)
-        cache.put_many(fingerprint, got)
+        now = usage_of(teacher)
+        # the batch's answers and its cost commit together: a kill never loses the record of what was paid
+        cache.put_many(fingerprint, got, {"calls": stats.calls - calls, "texts_sent": stats.texts_sent - sent,
+                                          "usage": {k: now[k] - used.get(k, 0.0) for k in now}})
         stats.labeled += len(got)
         if on_batch is not None:
             on_batch(len(piece))

@@ -129,6 +129,11 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
         "left_out_by_budget": int((~wanted).sum()),
         **aug_counts,
     }
+    from pipeline.label.cache import LabelCache
+
+    with LabelCache(cfg.cache_dir) as ledger:
+        # every run's spend on this teacher, killed runs included (the cache commits it with each batch)
+        metrics["spend_all_runs"] = ledger.spend_totals(fingerprint)
     if plan is not None:
         metrics["budgeted"] = plan.summary
         metrics["rounds"] = plan.rounds

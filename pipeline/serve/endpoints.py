@@ -21,7 +21,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from pipeline.serve.limits import RequestRejected, check_content_type, parse_predict, read_body
+from pipeline.serve.limits import VISIBLE_PATTERN, RequestRejected, check_content_type, parse_predict, read_body
 from pipeline.serve.logwriter import LogRecord
 from pipeline.serve.metrics import PREDICT
 from pipeline.serve.traffic import CANARY, STABLE, choose_route, request_key
@@ -44,12 +44,37 @@ def build_router(server) -> APIRouter:
     slots = server.slots
     writer = server.writer
 
-    @router.post(PREDICT, summary="Classify texts", openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {
-            "type": "object", "required": ["texts"],
-            "properties": {"texts": {"type": "array", "items": {"type": "string", "maxLength": cfg.max_text_chars},
-                                     "minItems": 1, "maxItems": cfg.max_batch},
-                           "key": {"type": "string", "description": "routing key (sticky canary split)"}}}}}}})
+    error = {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {
+        "error": {"type": "string"}, "limit": {"type": "string"}, "max": {}, "details": {}}}}}
+    refusals = {
+        "400": "malformed JSON", "413": "over serve.max_body_bytes, serve.max_batch or serve.max_text_chars",
+        "415": "Content-Type is not application/json", "422": "a body of the wrong shape",
+        "429": "saturated: more than serve.max_pending requests wait for inference (see Retry-After)",
+        "500": "the model failed on this input", "503": "no production model loaded yet",
+    }
+    prediction = {"type": "object", "required": ["label", "probs", "version", "route", "source"], "properties": {
+        "label": {"type": "string"}, "probs": {"type": "object", "additionalProperties": {"type": "number"}},
+        "version": {"type": "string"}, "route": {"type": "string", "enum": ["stable", "canary"]},
+        "source": {"type": "string", "enum": [STUDENT, TEACHER]},
+        "fallback": {"type": "string", "description": "why a deferred text got the student's answer"}}}
+    predict_doc = {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["texts"], "additionalProperties": False,
+            "properties": {"texts": {"type": "array", "minItems": 1, "maxItems": cfg.max_batch,
+                                     "items": {"type": "string", "minLength": 1, "maxLength": cfg.max_text_chars,
+                                               "pattern": VISIBLE_PATTERN,
+                                               "description": "not blank: some character besides whitespace and "
+                                                              "control characters"}},
+                           "key": {"type": ["string", "null"], "description": "routing key (sticky canary split)"}}}}}},
+        "responses": {
+            "200": {"description": "one prediction per text", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["predictions"],
+                "properties": {"predictions": {"type": "array", "items": prediction}}}}}},
+            **{code: {"description": why, "content": error} for code, why in refusals.items()},
+        },
+    }
+
+    @router.post(PREDICT, summary="Classify texts", openapi_extra=predict_doc)
     async def predict(request: Request) -> Response:
         start = time.perf_counter()
         try:
@@ -177,7 +202,8 @@ def build_router(server) -> APIRouter:
             "last_load_error": slots.last_load_error,
         })
 
-    @router.get("/metrics")
+    @router.get("/metrics", responses={200: {"description": "Prometheus text format",
+                                             "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def prometheus() -> Response:
         data, content_type = metrics.render()
         return Response(data, media_type=content_type)

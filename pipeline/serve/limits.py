@@ -6,9 +6,15 @@ Each failure is a :class:`RequestRejected` carrying the HTTP status and a messag
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
+
+# A text must hold a character besides whitespace and control characters. The same pattern goes into
+# the OpenAPI schema (an ECMA regex there, a Python one here: the two character sets coincide).
+VISIBLE_PATTERN = "[^\\s\\u0000-\\u001f\\u007f-\\u009f\\ufeff]"
+_VISIBLE = re.compile(VISIBLE_PATTERN)
 
 
 class RequestRejected(Exception):
@@ -89,8 +95,8 @@ def parse_predict(body: bytes, max_batch: int, max_chars: int) -> tuple[list[str
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise RequestRejected(422, f"texts[{i}] must be a string, got {type(text).__name__}")
-        if not text.strip():
-            raise RequestRejected(422, f"texts[{i}] is empty or only whitespace")
+        if not _VISIBLE.search(text):
+            raise RequestRejected(422, f"texts[{i}] is empty or only whitespace and control characters")
         if len(text) > max_chars:
             raise RequestRejected(413, f"texts[{i}] has {len(text)} characters, over the limit "
                                        f"serve.max_text_chars = {max_chars}", "serve.max_text_chars", max_chars)

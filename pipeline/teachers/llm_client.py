@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -94,6 +95,10 @@ class ChatClient:
         base = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1))
         return base * self.rng.uniform(0.5, 1.0)
 
+    def _snippet(self, text: str) -> str:
+        auth = str(getattr(self.http, "headers", {}).get("authorization") or "")
+        return _snippet(text, secrets=(auth, auth.removeprefix("Bearer ").strip()))
+
     async def complete(self, body: dict[str, Any], parse: Callable[[dict[str, Any]], T]) -> T:
         """POST ``body`` and return ``parse(json)``; ``parse`` raises MalformedAnswer to ask for a retry."""
         import httpx
@@ -116,18 +121,18 @@ class ChatClient:
                     retry_after = parse_retry_after(resp.headers.get("retry-after"))
                 elif status in (401, 403):
                     raise TeacherError(f"{self.url} answered HTTP {status} (not authorized): check the API key in "
-                                       f"the environment variable {self.cfg.api_key_env}: {_snippet(resp.text)}")
+                                       f"the environment variable {self.cfg.api_key_env}: {self._snippet(resp.text)}")
                 elif status == 404:
                     raise TeacherError(f"{self.url} answered HTTP 404: check teacher.llm.base_url (it should end "
                                        f"before /chat/completions) and teacher.llm.model={self.cfg.model!r}: "
-                                       f"{_snippet(resp.text)}")
+                                       f"{self._snippet(resp.text)}")
                 elif status >= 400:
-                    raise AnswerFailed(f"request rejected with HTTP {status}: {_snippet(resp.text)}")
+                    raise AnswerFailed(f"request rejected with HTTP {status}: {self._snippet(resp.text)}")
                 else:
                     try:
                         data = resp.json()
                     except ValueError:
-                        reason = f"malformed answer: body is not JSON ({_snippet(resp.text)})"
+                        reason = f"malformed answer: body is not JSON ({self._snippet(resp.text)})"
                     else:
                         self.usage.add_tokens(data)
                         try:
@@ -141,6 +146,15 @@ class ChatClient:
             await asyncio.sleep(self.backoff(attempt, retry_after))
 
 
-def _snippet(text: str, limit: int = 200) -> str:
+_KEYLIKE = re.compile(r"\b(sk|pk|rk|key|api|tok)[-_][A-Za-z0-9_\-]{8,}|\bBearer\s+\S+", re.IGNORECASE)
+
+
+def _snippet(text: str, limit: int = 200, secrets: tuple[str, ...] = ()) -> str:
+    """The start of a response body for a message, with the API key (and anything key-like) taken out:
+    an endpoint that echoes the request's credentials must not put them in logs or error messages."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    text = _KEYLIKE.sub("***", text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
