@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import DataError
+
 TMP_DIR = Path(".distill") / "tmp"
 
 
@@ -124,8 +126,18 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n").encode())
 
 
+class JSONFileError(DataError, ValueError):
+    """A file that should hold JSON does not; the message names the file and the place."""
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The JSON in ``path``; a file that is not JSON (or not UTF-8) is a :class:`JSONFileError` naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise JSONFileError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        raise JSONFileError(f"{path}: not valid JSON (byte {exc.start} is not UTF-8)") from None
 
 
 def write_parquet(path: str | Path, frame) -> None:

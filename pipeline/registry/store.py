@@ -365,8 +365,6 @@ class Registry:
 
     def _change_alias(self, s: Session, alias: str, target: VersionRow | None, actor: str, reason: str,
                       numbers: Mapping[str, Any], weight: float | None, action: str) -> None:
-        if target is not None:  # an alias never points at a bundle the server could not load
-            self._verify_row(target)
         row = self._lock_alias(s, alias)
         if target is not None and target.status == STATUS_REJECTED:
             raise RejectedVersion(
@@ -381,6 +379,8 @@ class Registry:
                 raise RegistryError(f"canary weight must be between 0 and 1 (the traffic share), got {weight}")
         elif target is None:
             weight = None
+        if target is not None:  # an alias never points at a bundle the server could not load
+            self._verify_row(target)
         now = _now()
         s.add(HistoryRow(at=now, actor=actor, action=action, alias=alias,
                          version_number=target.number if target is not None else None,

@@ -1,3 +1,3 @@
 """Release tests share the serving fixtures: real bundles, a workspace with its own registry, a server."""
 
-from tests.serve.conftest import Workspace, bundles, read_json, workspace  # noqa: F401
+from tests.serve.conftest import Workspace, read_json, workspace  # noqa: F401  (bundles: tests/conftest.py)

@@ -56,16 +56,18 @@ def test_canary_steps_are_validated():
         parse_params({"ingest": {}, "canary": {"steps": [0.5, 0.25]}})
 
 
-def test_finish_records_promote_rollback_and_hold_in_the_registry(tmp_path):
+def test_finish_records_promote_rollback_and_hold_in_the_registry(tmp_path, bundles):
+    import shutil
+
     from pipeline.release.canary import ACTOR, StepVerdict, finish
     from pipeline.registry import Registry
 
     reg = Registry(f"sqlite:///{tmp_path}/r.db", tmp_path / "artifacts")
     ids = []
-    for i in range(4):  # finish() never opens the bundle: any folder with a bundle.json registers
+    for i in range(4):  # four versions of one real bundle (the registry loads what it registers)
         folder = tmp_path / f"b{i}"
-        folder.mkdir()
-        (folder / "bundle.json").write_text(f'{{"n": {i}}}')
+        shutil.copytree(bundles["good_a"], folder)
+        (folder / "note.txt").write_text(str(i))
         ids.append(reg.register(folder, {"passed": True}, {}, None, actor="t", reason="t", repo_dir=tmp_path).id)
     reg.promote(ids[0], "production", actor="t", reason="base")
     ok = StepVerdict(1.0, "pass", dict(GOOD), [])

@@ -12,20 +12,27 @@ from pipeline.release.register import ReleaseError, register_from_gate
 pytestmark = pytest.mark.unit
 
 
-DIGEST = "a" * 64
+DIGEST = ""  # the real bundle's model digest, set by the fixture below
 
 
-def bundle(tmp_path, digest=DIGEST):
+@pytest.fixture(autouse=True)
+def _real_bundle(bundles):
+    """Registration loads the bundle as the server would, so every test here uses a copy of a real one."""
+    global DIGEST, SOURCE
+    SOURCE = bundles["good_a"]
+    DIGEST = json.loads((SOURCE / "bundle.json").read_text())["digest"]
+
+
+def bundle(tmp_path):
+    import shutil
+
     d = tmp_path / "bundle"
-    d.mkdir()
-    (d / "bundle.json").write_text(json.dumps({"format": "distill-bundle/1", "labels": ["ham", "spam"], "temperature": 1.0,
-                                               "digest": digest}))
-    (d / "model.int8.onnx").write_bytes(b"weights")
+    shutil.copytree(SOURCE, d)
     return d
 
 
-def write_gate(path, passed, digest=DIGEST):
-    path.write_text(json.dumps({"passed": passed, "bundle_digest": digest, "checks": [
+def write_gate(path, passed, digest=None):
+    path.write_text(json.dumps({"passed": passed, "bundle_digest": digest or DIGEST, "checks": [
         {"suite": "gold", "metric": "accuracy", "model": "student_int8", "value": 0.9 if passed else 0.5,
          "threshold": 0.85, "passed": passed}]}))
     return path
