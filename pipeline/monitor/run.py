@@ -69,6 +69,10 @@ def run_monitor(params, *, bundle_dir: str | Path | None = None, ingested_path: 
                              rows_without_text=without_text,
                              model_versions=sorted(rows["model_version"].unique().tolist()),
                              report_path=str(at(cfg.report_path)))
+    summary.predlog_lost = rows.attrs.get("lost", summary.predlog_lost)
+    if summary.predlog_lost["rows"]:
+        log.warning("monitor: %d acknowledged predictions never reached the log in this window (server runs %s)",
+                    summary.predlog_lost["rows"], ", ".join(g["run_id"] for g in summary.predlog_lost["runs"]))
     if len(rows) < cfg.thresholds.min_rows:
         summary.verdict = verdict.judge(summary, cfg.thresholds)
         log.warning("monitor: %s", summary.verdict.note)

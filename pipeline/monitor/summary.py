@@ -28,6 +28,9 @@ class MonitorSummary:
     drift: dict[str, Any] = field(default_factory=lambda: {"drift_share": None, "columns": {}})
     teacher: dict[str, Any] = field(default_factory=lambda: {"rows": 0, "agreement": None})
     feedback: dict[str, Any] = field(default_factory=lambda: {"rows": 0, "path": None, "dvc": False})
+    # acknowledged predictions that server runs lost before the log got them, found in this window
+    # (pipeline/predlog.py, predlog_gaps): the window holds that many fewer rows than were served
+    predlog_lost: dict[str, Any] = field(default_factory=lambda: {"rows": 0, "runs": []})
     verdict: MonitorVerdict | None = None
     snapshots: list[str] = field(default_factory=list)
     workspace: dict[str, str] | None = None

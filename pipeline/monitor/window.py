@@ -29,8 +29,10 @@ def read_window(log_url: str | None, since: float | None, until: float, max_rows
     engine, tbl = predlog.connect(log_url)
     try:
         frame = predlog.read_window(engine, tbl, since=since, until=until)
+        gaps = [g for g in predlog.read_gaps(engine, since) if g["detected_at"] < until]
     finally:
         engine.dispose()
+    lost = {"rows": int(sum(g["lost"] for g in gaps)), "runs": gaps}
     # The monitor judges the student: where the cascade let the teacher answer, ``label`` is the teacher's,
     # so the student's own answer (``student_label``) takes its place; ``served_label`` keeps what was sent.
     frame["served_label"] = frame["label"]
@@ -41,4 +43,6 @@ def read_window(log_url: str | None, since: float | None, until: float, max_rows
     frame = frame[frame["text"].notna()]
     if len(frame) > max_rows:
         frame = frame.iloc[-max_rows:]
-    return frame.reset_index(drop=True), without_text
+    frame = frame.reset_index(drop=True)
+    frame.attrs["lost"] = lost  # rows acknowledged in the window that never reached the log (predlog_gaps)
+    return frame, without_text

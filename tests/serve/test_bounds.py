@@ -193,6 +193,10 @@ def test_kill_9_under_load_counts_every_lost_row(tmp_path, bundles, monkeypatch,
             assert written >= acknowledged and lost == 0 and not gaps, (written, lost, acknowledged)
         else:
             assert lost > 0 and gaps and gaps[0]["lost"] == lost
+            from pipeline.monitor.window import read_window
+
+            frame, _ = read_window(ws.params.serve.prediction_log_url, None, time.time() + 1, 10**6)
+            assert frame.attrs["lost"]["rows"] == lost  # the monitor's report says it too
         print(f"KILL -9 durable={durable}: acknowledged {acknowledged}, written {written}, counted lost {lost:.0f}")
     finally:
         restarted.stop()
