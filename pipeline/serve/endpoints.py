@@ -96,7 +96,8 @@ def build_router(server) -> APIRouter:
             return await _predict(texts, key, start)
 
     async def _predict(texts: list[str], key: str | None, start: float) -> Response:
-        run = server.pool.run
+        chars = sum(map(len, texts))
+        run = server.pool.run if chars > cfg.inline_max_chars else server.pool.inline
         state = slots.state
         if state.stable is None:
             metrics.request_done(PREDICT, 503)

@@ -1,0 +1,193 @@
+"""The bounded server under load: throughput, errors and /healthz latency, and what durable logging costs.
+
+    python benchmarks/serve_bounds.py --bundle models/bundle --seconds 60
+
+Registers the bundle in a scratch registry, then runs two servers one after the other on 127.0.0.1
+(``distill serve``: ``serve.log_durable`` false, then true). Against each, for ``--seconds``:
+
+- wrk drives ``POST /v1/predict`` (batch 1, BANKING77 test texts, ``--concurrency`` connections);
+- a prober asks ``GET /healthz`` every 20 ms on its own connection and records each latency.
+
+Then 4 clients send requests of 64 texts of 10,000 characters for 10 s, with the same prober: the
+case where inference used to hold the event loop. Prints req/s, errors (non-2xx included), the
+prediction-log rows written, and /healthz p50/p99/max, with the load average. Numbers, not assertions;
+targets (issue: reliability): 0 errors and /healthz p99 <= 10 ms at 1,500 req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.serve_load import _drive_wrk, free_port, start  # noqa: E402
+
+
+class Prober(threading.Thread):
+    """GET /healthz every ``every`` seconds on one keep-alive connection; latencies in ms."""
+
+    def __init__(self, url: str, every: float = 0.02):
+        super().__init__(daemon=True)
+        self.url, self.every = url, every
+        self.latencies: list[float] = []
+        self.failures = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=5.0) as client:
+            while not self._halt.is_set():
+                t0 = time.perf_counter()
+                try:
+                    ok = client.get(self.url + "/healthz").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.latencies.append((time.perf_counter() - t0) * 1000)
+                self.failures += not ok
+                time.sleep(max(0.0, self.every - (time.perf_counter() - t0)))
+
+    def stop(self) -> dict:
+        self._halt.set()
+        self.join()
+        lat = np.array(self.latencies)
+        return {"probes": len(lat), "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+                "max_ms": float(lat.max()), "failures": self.failures}
+
+
+def heavy(url: str, seconds: float, clients: int = 4) -> dict:
+    import httpx
+
+    body = json.dumps({"texts": [("my card payment was declined twice today " * 250)[:10_000]] * 64})
+    done, statuses = [], []
+    stop_at = time.perf_counter() + seconds
+
+    def client() -> None:
+        with httpx.Client(timeout=60) as c:
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                r = c.post(url + "/v1/predict", content=body, headers={"content-type": "application/json"})
+                done.append(time.perf_counter() - t0)
+                statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"requests": len(done), "mean_s": float(np.mean(done)), "statuses": sorted(set(statuses))}
+
+
+def rows_in(db: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", help="bundle folder; default: train a tiny BANKING77 student")
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--heavy-seconds", type=float, default=10.0)
+    ap.add_argument("--inline-max-chars", default="0", help="comma-separated serve.inline_max_chars values to compare")
+    args = ap.parse_args(argv)
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if not shutil.which("wrk"):
+        print("wrk is needed (apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    import pandas as pd
+    import yaml
+
+    from pipeline.config import load_params
+    from pipeline.registry import open_registry
+    from tests.conftest import require_banking77
+
+    work = Path(tempfile.mkdtemp(prefix="distill-bounds-"))
+    bundle = Path(args.bundle) if args.bundle else None
+    if bundle is None:
+        from tests.helpers.serving import build_bundles
+
+        print("training a tiny BANKING77 student (no --bundle given)...", file=sys.stderr)
+        bundle = build_bundles(work / "bundles")["good_a"]
+    texts = pd.read_csv(require_banking77() / "test.csv")["text"].tolist()
+    bodies = [json.dumps({"texts": [texts[i % len(texts)]], "key": f"user-{i}"}).encode() for i in range(4000)]
+    results = []
+    plans = [(False, int(n)) for n in args.inline_max_chars.split(",")] + [(True, int(args.inline_max_chars.split(",")[0]))]
+    for durable, inline in plans:
+        run = work / f"{'durable' if durable else 'background'}-{inline}"
+        run.mkdir()
+        params_path = run / "params.yaml"
+        params_path.write_text(yaml.safe_dump({
+            "ingest": {},
+            "registry": {"url": f"sqlite:///{run}/registry.db", "artifacts_dir": str(run / "artifacts")},
+            "serve": {"prediction_log_url": f"sqlite:///{run}/predictions.db", "log_durable": durable,
+                      "inline_max_chars": inline},
+        }))
+        params = load_params(params_path)
+        with open_registry(params.registry) as reg:
+            v = reg.register(bundle, {"passed": True, "checks": []}, {}, params, actor="benchmark",
+                             reason="bounds benchmark", repo_dir=run)
+            reg.promote(v.id, "production", actor="benchmark", reason="bounds benchmark")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start([sys.executable, "-m", "pipeline.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                      "--params", str(params_path)], port, run, run / "server.log", "/readyz")
+        try:
+            _drive_wrk(url + "/v1/predict", bodies, args.concurrency, 2, run)  # warm-up
+            prober = Prober(url)
+            prober.start()
+            load = _drive_wrk(url + "/v1/predict", bodies, args.concurrency, args.seconds, run)
+            health = prober.stop()
+            load1 = os.getloadavg()[0]
+            prober = Prober(url)
+            prober.start()
+            big = heavy(url, args.heavy_seconds)
+            heavy_health = prober.stop()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        results.append({"durable": durable, "inline": inline, "load": load, "health": health, "heavy": big, "heavy_health": heavy_health,
+                        "rows": rows_in(run / "predictions.db"), "loadavg": load1})
+
+    print(f"\ndistill serve under wrk, batch 1, concurrency {args.concurrency}, {args.seconds} s; /healthz probed every "
+          f"20 ms on its own connection; {os.cpu_count()} CPUs, wrk and the prober on the same machine\n")
+    print("| serve.log_durable | inline_max_chars | req/s | requests | errors | log rows | /healthz p50 ms | p99 ms | "
+          "max ms | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        h = r["health"]
+        print(f"| {str(r['durable']).lower()} | {r['inline']} | {r['load']['rps']:.0f} | {r['load']['requests']} | {r['load']['errors']} | "
+              f"{r['rows']} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} | {h['max_ms']:.1f} | {r['loadavg']:.2f} |")
+    base = results[0]["load"]["rps"]
+    print(f"\ndurable / background req/s (inline_max_chars {results[0]['inline']}): "
+          f"{results[-1]['load']['rps'] / base:.2f}")
+    print(f"\n4 clients x requests of 64 texts x 10,000 characters, {args.heavy_seconds:.0f} s, same prober:\n")
+    print("| serve.log_durable | inline_max_chars | heavy requests | mean s | statuses | /healthz p50 ms | p99 ms | "
+          "max ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        h, b = r["heavy_health"], r["heavy"]
+        print(f"| {str(r['durable']).lower()} | {r['inline']} | {b['requests']} | {b['mean_s']:.2f} | {b['statuses']} | "
+              f"{h['p50_ms']:.2f} | {h['p99_ms']:.2f} | {h['max_ms']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
