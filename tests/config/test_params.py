@@ -62,3 +62,12 @@ def test_overrides_apply_dotted_keys(tmp_path):
 def test_missing_params_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_one_text_limit_for_pipeline_and_server_whatever_sections_exist():
+    from pipeline.config import parse_params
+
+    assert parse_params({"ingest": {}}).serve.max_text_chars == 20_000  # no serve section: ingest's limit
+    assert parse_params({"ingest": {"max_chars": 5_000}}).serve.max_text_chars == 5_000
+    assert parse_params({"ingest": {}, "serve": {"max_text_chars": 300}}).serve.max_text_chars == 300
+

@@ -130,3 +130,14 @@ def test_paths_under_app_match_the_image_workdir(compose):
     workdir = re.search(r"^WORKDIR (\S+)", (INFRA / "Dockerfile").read_text(), re.M).group(1)
     evidently = compose["services"]["evidently-ui"]["command"]
     assert Path(evidently[evidently.index("--workspace") + 1]).is_relative_to(workdir)
+
+
+def test_every_published_port_binds_loopback_unless_told_otherwise(compose):
+    """The Prefect API has no authentication: nothing is published on all interfaces by default."""
+    published = [(name, str(port)) for name, svc in compose["services"].items() for port in svc.get("ports", [])]
+    assert published
+    for name, port in published:
+        assert port.startswith("${DISTILL_BIND:-127.0.0.1}:"), (name, port)
+    example = (INFRA / ".env.example").read_text()
+    assert "DISTILL_BIND=127.0.0.1" in example
+

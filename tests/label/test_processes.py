@@ -69,6 +69,12 @@ def test_resume_after_kill_makes_exactly_the_missing_calls(tmp_path):
     sent = calls(log)
     assert len(sent) == 48 - done == len(set(sent))
     assert len(pd.read_parquet(tmp_path / "a.parquet")) == 48
+    import json
+
+    metrics = json.loads((tmp_path / "a.parquet.json").read_text())
+    # the killed run's spend is on the ledger: the bill covers every text sent, not only this run's
+    assert metrics["texts_sent"] == 48 - done
+    assert metrics["spend_all_runs"]["texts_sent"] >= 48 and metrics["spend_all_runs"]["calls"] >= 12
 
 
 def test_concurrent_runs_share_the_cache_safely(tmp_path):

@@ -97,6 +97,20 @@ def test_only_json_bodies_are_accepted(bounded, content_type):
     assert ok.status_code == 200
 
 
+def test_connections_past_the_cap_are_refused(tmp_path, bundles, monkeypatch):
+    ws, server = _serve(tmp_path, bundles, monkeypatch, max_connections=4, idle_timeout_s=10.0)
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(4)]
+    try:
+        reply = _raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 503 "), reply[:200]
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.3)
+    assert httpx.get(server.url + "/healthz").status_code == 200  # room again once they are gone
+    server.stop()
+
+
 def test_openapi_schema_is_published(bounded):
     _, server = bounded
     schema = httpx.get(server.url + "/openapi.json").json()
