@@ -56,6 +56,19 @@ def verify_bundle(bundle_dir: str | Path, expected_digest: str | None = None) ->
     return digest
 
 
+TMP_PREFIX = ".tmp-"  # a copy in progress: .tmp-<pid>-<digest prefix>-<random>
+
+
+def _sweep_copies_of_dead_writers(root: Path) -> None:
+    """Remove half-made copies whose writer was killed (its process is gone); never a live writer's."""
+    from pipeline.io import process_alive
+
+    for entry in root.glob(f"{TMP_PREFIX}*"):
+        pid = entry.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def store_bundle(bundle_dir: str | Path, artifacts_dir: str | Path, digest: str) -> Path:
     """Copy the bundle to ``artifacts_dir/digest`` unless it is there already; return that path.
 
@@ -67,7 +80,8 @@ def store_bundle(bundle_dir: str | Path, artifacts_dir: str | Path, digest: str)
     if dest.is_dir():
         return dest
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{digest[:12]}."))
+    _sweep_copies_of_dead_writers(root)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f"{TMP_PREFIX}{os.getpid()}-{digest[:12]}-"))
     try:
         shutil.copytree(bundle_dir, tmp, dirs_exist_ok=True)
         os.rename(tmp, dest)

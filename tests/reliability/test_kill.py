@@ -188,3 +188,9 @@ def test_kill_9_of_register_and_promote_leaves_a_consistent_registry(tmp_path, b
         for entry in store.iterdir():
             if not entry.name.startswith("."):
                 verify_bundle(entry, entry.name)
+    # the next registration sweeps the half-made copies the killed writers left
+    (folders[0] / "round.txt").write_text("after the kills")
+    with Registry(url, store) as reg:
+        reg.register(folders[0], {"passed": True, "checks": []}, {}, None, actor="tests", reason="after",
+                     repo_dir=tmp_path)
+    assert not [e.name for e in store.iterdir() if e.name.startswith(".")]
