@@ -127,3 +127,19 @@ def wait_until(predicate, timeout: float = 20.0, every: float = 0.1, what: str =
             return value
         time.sleep(every)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def raw_exchange(port: int, data: bytes, wait: float = 5.0) -> bytes:
+    """Send ``data`` on a fresh connection to 127.0.0.1 and read until the server closes it (or ``wait`` passes)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return out
+

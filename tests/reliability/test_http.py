@@ -12,7 +12,7 @@ import socket
 import httpx
 import pytest
 
-from tests.helpers.serving import metric
+from tests.helpers.serving import metric, raw_exchange
 from tests.serve.conftest import Workspace
 
 pytestmark = pytest.mark.integration
@@ -121,14 +121,7 @@ def test_bad_connection_gets_a_status_line_and_is_closed(server, case):
     ws, proc = server
     _, raw, status = case
     rows = _rows(ws)
-    with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as s:
-        s.sendall(raw)
-        reply = b""
-        try:
-            while chunk := s.recv(65536):
-                reply += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
+    reply = raw_exchange(proc.port, raw, wait=10)
     assert reply.split(b"\r\n")[0].split()[1:2] == [status], reply[:300]
     assert _rows(ws) == rows
     assert httpx.get(proc.url + "/healthz").status_code == 200

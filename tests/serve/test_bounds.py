@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers.serving import metric
+from tests.helpers.serving import metric, raw_exchange as _raw
 from tests.serve.conftest import Workspace
 
 LIMITS = {"max_header_bytes": 4096, "read_timeout_s": 1.0, "idle_timeout_s": 1.0, "max_batch": 64,
@@ -36,19 +36,6 @@ def bounded(tmp_path, bundles, monkeypatch):
     ws, server = _serve(tmp_path, bundles, monkeypatch)
     yield ws, server
     server.stop()
-
-
-def _raw(port: int, data: bytes, wait: float = 5.0) -> bytes:
-    """Send ``data`` on a fresh connection and read until the server closes it (or ``wait`` passes)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
-        s.sendall(data)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-    return out
 
 
 def test_head_over_the_limit_is_431_and_the_server_lives(bounded):
