@@ -29,11 +29,7 @@ def server(tmp_path_factory, bundles):
         mp.delenv("DISTILL_REGISTRY_URL", raising=False)
         mp.delenv("DISTILL_PREDICTION_LOG_URL", raising=False)
         ws = Workspace(root, bundles, serve=LIMITS)
-        with ws.registry() as reg:
-            v = ws.register(bundles["good_a"])
-            reg.promote(v, "production", actor="tests", reason="baseline")
-        proc = ws.server()
-        proc.wait_ready()
+        proc = ws.serve_production()
         yield ws, proc
         proc.stop()
 

@@ -59,6 +59,19 @@ class Workspace:
             return reg.register(bundle, GATE_PASSED, {"test": True}, self.params, actor="tests",
                                 reason=reason, repo_dir=self.root).id
 
+    def serve_production(self, bundle: Path | None = None) -> ServerProcess:
+        """Register ``bundle`` (default good_a), make it production, start a server and wait until it serves."""
+        with self.registry() as reg:
+            v = self.register(bundle or self.bundles["good_a"])
+            reg.promote(v, "production", actor="tests", reason="baseline")
+        server = self.server()
+        try:
+            server.wait_ready()
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
     def predlog(self):
         from pipeline import predlog
 

@@ -23,12 +23,7 @@ def _serve(tmp_path, bundles, monkeypatch, **serve):
     monkeypatch.delenv("DISTILL_REGISTRY_URL", raising=False)
     monkeypatch.delenv("DISTILL_PREDICTION_LOG_URL", raising=False)
     ws = Workspace(tmp_path, bundles, serve={**LIMITS, **serve})
-    with ws.registry() as reg:
-        v = ws.register(bundles["good_a"])
-        reg.promote(v, "production", actor="tests", reason="baseline")
-    server = ws.server()
-    server.wait_ready()
-    return ws, server
+    return ws, ws.serve_production()
 
 
 @pytest.fixture

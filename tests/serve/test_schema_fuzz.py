@@ -15,13 +15,8 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 def test_every_generated_request_gets_a_documented_answer(tmp_path, bundles, monkeypatch):
     monkeypatch.delenv("DISTILL_REGISTRY_URL", raising=False)
     monkeypatch.delenv("DISTILL_PREDICTION_LOG_URL", raising=False)
-    ws = Workspace(tmp_path, bundles)
-    with ws.registry() as reg:
-        v = ws.register(bundles["good_a"])
-        reg.promote(v, "production", actor="tests", reason="baseline")
-    server = ws.server()
+    server = Workspace(tmp_path, bundles).serve_production()
     try:
-        server.wait_ready()
         st = Path(sys.executable).with_name("schemathesis")
         run = subprocess.run([str(st), "--config-file", str(CONFIG), "run", server.url + "/openapi.json",
                               "--checks", "all", "--max-examples", "100", "--seed", "15",
