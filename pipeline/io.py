@@ -85,13 +85,14 @@ def temp_dir_for(path: str | Path) -> Path:
     return folder
 
 
-def _temp_name(path: Path) -> str:
-    return f"{os.getpid()}-"
+def _temp_file(path: Path) -> tuple[int, str]:
+    """A new temporary file for ``path`` (fd, name), named after this process so a sweep can tell it is ours."""
+    return tempfile.mkstemp(dir=temp_dir_for(path), prefix=f"{os.getpid()}-", suffix=f"-{path.name}")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=temp_dir_for(path), prefix=_temp_name(path), suffix=f"-{path.name}")
+    fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -106,7 +107,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def staged_dir(path: str | Path) -> Iterator[Path]:
     """A fresh folder to build ``path`` in; on success it replaces ``path`` whole, on failure it is removed."""
     path = Path(path)
-    staging = Path(tempfile.mkdtemp(dir=temp_dir_for(path), prefix=_temp_name(path), suffix=f"-{path.name}"))
+    staging = Path(tempfile.mkdtemp(dir=temp_dir_for(path), prefix=f"{os.getpid()}-", suffix=f"-{path.name}"))
     try:
         os.chmod(staging, 0o777 & ~_umask())
         yield staging
@@ -143,7 +144,7 @@ def read_json(path: str | Path) -> Any:
 def write_parquet(path: str | Path, frame) -> None:
     """Write a pandas DataFrame to Parquet atomically."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=temp_dir_for(path), prefix=_temp_name(path), suffix=f"-{path.name}")
+    fd, tmp = _temp_file(path)
     os.close(fd)
     try:
         frame.to_parquet(tmp, index=False)

@@ -134,7 +134,7 @@ class PredictionLogError(DistillError):
 
 
 def _safe(url: str) -> str:
-    from pipeline.registry.store import redact_url
+    from pipeline.config.registry import redact_url
 
     return redact_url(url)
 

@@ -37,3 +37,14 @@ def database_url(url: str) -> str:
                          "postgresql://user@host/db") from None
     return url
 
+
+def redact_url(url: str) -> str:
+    """The URL with its password shown as ``***`` (what every message prints)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from pipeline.config.registry import redact_url
 from pipeline.registry.artifacts import store_bundle, verify_bundle
 from pipeline.registry.errors import (ArtifactMissing, BundleError, NothingToRollBack, RegistryError,
                                       RejectedVersion, SchemaMismatch, UnknownAlias, UnknownVersion)
@@ -312,12 +313,6 @@ class Registry:
                 query = query.limit(limit)
             return [_entry(r) for r in reversed(list(s.scalars(query)))]
 
-    def verified_artifact(self, version: str | int) -> Path:
-        """:meth:`artifact_path`, checked: its digest is the registered one and the server can load it."""
-        path = self.artifact_path(version)
-        verify_bundle(path, self.get_version(version).bundle_digest)
-        return path
-
     def artifact_path(self, version: str | int) -> Path:
         """The local copy of a version's bundle; fails with a hint when this host does not have it."""
         return self._artifact_of(self.get_version(version))
@@ -482,14 +477,6 @@ def parse_version_id(version: str | int) -> int:
 def _check_alias(alias: str) -> None:
     if alias not in ALIASES:
         raise UnknownAlias(f"unknown alias {alias!r}; aliases are {', '.join(ALIASES)}")
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password shown as ``***`` (what every message prints)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
 
 
 def _db_reason(exc: Exception, url: str) -> str:

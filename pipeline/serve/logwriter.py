@@ -18,6 +18,7 @@ in the log; the difference is recorded in the ``predlog_gaps`` table and counted
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import mmap
 import os
@@ -147,7 +148,7 @@ class PredictionLogWriter:
         self._next_seq += len(record.texts)
         if not self.durable:
             self._count_acknowledged(len(record.texts))
-        return LogRecord(**{**record.__dict__, "first_seq": first})
+        return dataclasses.replace(record, first_seq=first)
 
     def _count_acknowledged(self, n: int) -> None:
         self.acknowledged += n
@@ -167,7 +168,7 @@ class PredictionLogWriter:
     async def submit_durable(self, record: LogRecord) -> bool:
         """Queue a record and wait until its rows are committed; False when they could not be."""
         done: Future = Future()
-        record = self._acknowledge(LogRecord(**{**record.__dict__, "done": done}))
+        record = self._acknowledge(dataclasses.replace(record, done=done))
         try:
             self.queue.put_nowait(record)
         except queue.Full:
