@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from pipeline.config.evaluate import ChampionConfig
-from pipeline.evaluate.suites.base import TEACHER, Metrics, Rule
+from pipeline.evaluate.suites.base import SELF, TEACHER, Metrics, Rule
 
 CHAMPION = "champion"
 
@@ -27,11 +27,19 @@ class Check:
     threshold: float
     comparison: str  # ">=" or "<="
     passed: bool
-    kind: str = "threshold"  # "champion" / "teacher": threshold = that model's value -/+ tolerance
-    reference: float | None = None  # the champion's or teacher's own value (kinds champion, teacher)
+    kind: str = "threshold"  # "champion" / "teacher" / "self": threshold = that value -/+ tolerance
+    reference: float | None = None  # the champion's, teacher's or own reference value (kinds above)
+    teacher: float | None = None  # the teacher's value of this metric on the same texts, when scored
+
+    @property
+    def margin(self) -> float | None:
+        """How far the value is on the passing side of the threshold (negative: failing)."""
+        if self.value is None or math.isnan(self.value) or math.isnan(self.threshold):
+            return None
+        return self.value - self.threshold if self.comparison == ">=" else self.threshold - self.value
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "margin": self.margin}
 
 
 def _compare(value: float | None, comparison: str, threshold: float) -> bool:
@@ -48,26 +56,35 @@ def _value(metrics: Metrics, suite: str, model: str, metric: str) -> float | Non
     return metrics.get(suite, {}).get(model, {}).get(metric)
 
 
+def _scored(metrics: Metrics, suite: str, model: str, metric: str) -> float | None:
+    """A reference value, or None where it is missing or NaN (nothing to judge against)."""
+    value = _value(metrics, suite, model, metric)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
 def threshold_checks(metrics: Metrics, rules: Iterable[Rule], gate_models: Sequence[str]) -> list[Check]:
     """One check per (rule, model): the rule's models, or every gated model the suite scored."""
     checks = []
     for rule in rules:
         scored = metrics.get(rule.suite, {})
         models = rule.models if rule.models is not None else [m for m in gate_models if m in scored or not scored]
+        teacher_value = _scored(metrics, rule.suite, TEACHER, rule.metric)
         for model in models:
             value = _value(metrics, rule.suite, model, rule.metric)
             if not rule.vs_teacher:
                 checks.append(Check(rule.suite, rule.metric, model, value, rule.threshold, rule.comparison,
-                                    _compare(value, rule.comparison, rule.threshold)))
+                                    _compare(value, rule.comparison, rule.threshold), teacher=teacher_value))
                 continue
-            teacher = _value(metrics, rule.suite, TEACHER, rule.metric)
-            if teacher is None or (isinstance(teacher, float) and math.isnan(teacher)):
-                limit, passed = float("nan"), False  # the teacher was not scored here: no margin to judge by
+            whose = model if rule.against == SELF else TEACHER
+            reference = _scored(metrics, rule.suite, whose, rule.against_metric or rule.metric)
+            if reference is None:
+                limit, passed = float("nan"), False  # no reference was scored here: no margin to judge by
             else:
-                limit = teacher - rule.threshold if rule.comparison == ">=" else teacher + rule.threshold
+                limit = reference - rule.threshold if rule.comparison == ">=" else reference + rule.threshold
                 passed = _compare(value, rule.comparison, limit)
             checks.append(Check(rule.suite, rule.metric, model, value, limit, rule.comparison, passed,
-                                kind="teacher", reference=teacher))
+                                kind="self" if rule.against == SELF else "teacher", reference=reference,
+                                teacher=reference if rule.against != SELF else teacher_value))
     return checks
 
 
@@ -92,14 +109,15 @@ def champion_checks(metrics: Metrics, rules: Iterable[Rule], cfg: ChampionConfig
         if key in seen or rule.suite.split("/", 1)[0] in cfg.exclude or rule.suite in cfg.exclude:
             continue
         seen.add(key)
-        champ = _value(metrics, rule.suite, CHAMPION, rule.metric)
-        if champ is None or (isinstance(champ, float) and math.isnan(champ)):
+        champ = _scored(metrics, rule.suite, CHAMPION, rule.metric)
+        if champ is None:
             continue
         tol = tolerance_for(rule.suite, cfg)
         limit = champ - tol if rule.comparison == ">=" else champ + tol
         value = _value(metrics, rule.suite, cfg.challenger, rule.metric)
         checks.append(Check(rule.suite, rule.metric, cfg.challenger, value, limit, rule.comparison,
-                            _compare(value, rule.comparison, limit), kind="champion", reference=champ))
+                            _compare(value, rule.comparison, limit), kind="champion", reference=champ,
+                            teacher=_scored(metrics, rule.suite, TEACHER, rule.metric)))
     return checks
 
 

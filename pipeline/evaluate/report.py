@@ -24,15 +24,22 @@ def _round(value: Any, digits: int = 4) -> Any:
     return value
 
 
+def _needs(c: Check) -> str:
+    """What the threshold is: a fixed floor, or a reference value and a tolerance."""
+    if c.kind == "threshold":
+        return "threshold"
+    sign = "-" if c.comparison == ">=" else "+"
+    ref = "not scored" if c.reference is None else f"{c.reference:.4g}"
+    whose = {"self": "own unperturbed value"}.get(c.kind, c.kind)
+    return f"{whose} {ref} {sign} tolerance"
+
+
 def check_text(c: Check) -> str:
     value = "missing" if c.value is None else f"{c.value:.4g}"
-    if c.kind in ("champion", "teacher"):
-        sign = "-" if c.comparison == ">=" else "+"
-        ref = "not scored" if c.reference is None else f"{c.reference:.4g}"
-        what = f"{c.kind} {ref} {sign} tolerance"
-    else:
-        what = "threshold"
-    return f"{c.suite} {c.metric} [{c.model}] = {value}, needs {c.comparison} {c.threshold:.4g} ({what})"
+    margin = "" if c.margin is None else f", margin {c.margin:+.4g}"
+    teacher = "" if c.teacher is None or c.kind == "teacher" else f", teacher {c.teacher:.4g}"
+    return (f"{c.suite} {c.metric} [{c.model}] = {value}, needs {c.comparison} {c.threshold:.4g} "
+            f"({_needs(c)}{teacher}{margin})")
 
 
 def gate_json(verdict: Verdict, metrics: Metrics, details: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +76,15 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _check_table(checks: list[Check]) -> list[str]:
+    rows = ["| suite | metric | model | value | teacher | needs | margin | against | ok |", "|---" * 9 + "|"]
+    for c in checks:
+        margin = "-" if c.margin is None else f"{c.margin:+.4g}"
+        rows.append(f"| {c.suite} | {c.metric} | {c.model} | {_cell(c.value)} | {_cell(c.teacher)} | "
+                    f"{c.comparison} {_cell(c.threshold)} | {margin} | {_needs(c)} | {'yes' if c.passed else 'NO'} |")
+    return rows
+
+
 def gate_markdown(verdict: Verdict, metrics: Metrics, details: dict[str, Any], info: dict[str, Any]) -> str:
     """The readable report: verdict, failing checks first, then one table per suite."""
     lines = [f"# Gate: {'PASSED' if verdict.passed else 'FAILED'}", ""]
@@ -77,9 +93,10 @@ def gate_markdown(verdict: Verdict, metrics: Metrics, details: dict[str, Any], i
     if info.get("champion"):
         lines.append(f"Champion: {info['champion']}.")
     if verdict.failing:
-        lines += ["", "## Failing checks", "", "| suite | metric | model | value | needs | kind |", "|---|---|---|---|---|---|"]
-        lines += [f"| {c.suite} | {c.metric} | {c.model} | {_cell(c.value)} | {c.comparison} {c.threshold:.4g} | {c.kind} |"
-                  for c in verdict.failing]
+        lines += ["", "## Failing checks", ""] + _check_table(verdict.failing)
+    lines += ["", "## Checks", "",
+              "Every check: the gated model's value, the teacher's on the same texts, what it needs and by "
+              "how much it passes (margin > 0) or fails.", ""] + _check_table(verdict.checks)
     by_suite: dict[str, list[Check]] = {}
     for c in verdict.checks:
         by_suite.setdefault(c.suite, []).append(c)
@@ -104,6 +121,14 @@ def gate_markdown(verdict: Verdict, metrics: Metrics, details: dict[str, Any], i
             for case in cases[:50]:
                 text = case["text"].replace("|", "\\|").replace("\n", " ")
                 lines.append(f"| {suite} | {case['model']} | {case['where']} | {text} | {case['answered']} | {case['expected']} |")
+    recall = details.get("worst_class_recall") or {}
+    if recall:
+        lines += ["", "## Worst classes by recall against the teacher", "",
+                  "Per class of the gold test split: the student's recall, the teacher's on the same rows, and the "
+                  "margin gold.class_tolerance judges (the student's upper bound minus the teacher's recall).", "",
+                  "| model | class | recall | teacher | margin | rows |", "|---|---|---|---|---|---|"]
+        lines += [f"| {model} | {w['class']} | {w['recall']:.4g} | {w['teacher_recall']:.4g} | {w['margin']:+.4g} | "
+                  f"{w['rows']} |" for model, rows in recall.items() for w in rows]
     worst = details.get("worst_classes") or {}
     if worst:
         lines += ["", "## Worst classes against the teacher", "",

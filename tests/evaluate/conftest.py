@@ -68,3 +68,30 @@ def banking_models(tmp_path_factory):
                     heldout_teacher=teacher.predict_proba(heldout["text"].tolist()))
     majority = gold["category"].value_counts().index[0]
     return data, teacher, SklearnPredictor(student, labels), MajorityPredictor(labels, majority), path
+
+
+@pytest.fixture(scope="session")
+def weak_student(banking_models):
+    """``weak_student(seed)``: the weak student of the gate's target, one epoch over 256 hashed buckets.
+
+    The distilled student's own recipe cut short: SGD on log loss over the held-out texts' teacher
+    labels (a stand-in transfer set), one pass, features hashed into 256 buckets; the seed shuffles."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import make_pipeline
+
+    data = banking_models[0]
+    texts = data.heldout_texts
+    targets = [data.labels[i] for i in np.argmax(data.heldout_teacher, axis=1)]
+
+    def build(seed: int) -> SklearnPredictor:
+        model = make_pipeline(HashingVectorizer(n_features=256, ngram_range=(1, 2), alternate_sign=False),
+                              SGDClassifier(loss="log_loss", max_iter=1, tol=None, random_state=seed))
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # one epoch does not converge: that is the point
+            model.fit(texts, targets)
+        return SklearnPredictor(model, data.labels)
+
+    return build

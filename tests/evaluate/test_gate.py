@@ -90,7 +90,8 @@ def test_teacher_relative_rules_judge_the_student_by_the_teachers_own_value():
     assert check.threshold == pytest.approx(0.34)
     worse = decide({"ood": {"teacher": {"recall": 0.44}, "student_int8": {"recall": 0.18}}}, rules, ["student_int8"])
     assert not worse.passed
-    assert check_text(worse.failing[0]) == "ood recall [student_int8] = 0.18, needs >= 0.34 (teacher 0.44 - tolerance)"
+    assert check_text(worse.failing[0]) == ("ood recall [student_int8] = 0.18, needs >= 0.34 "
+                                             "(teacher 0.44 - tolerance, margin -0.16)")
     lower_is_better = [Rule("calibration", "ece", "<=", 0.02, vs_teacher=True)]
     assert decide({"calibration": {"teacher": {"ece": 0.05}, "student_int8": {"ece": 0.06}}}, lower_is_better,
                   ["student_int8"]).passed

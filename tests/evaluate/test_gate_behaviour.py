@@ -58,13 +58,34 @@ def test_majority_student_fails_with_suites_named(tmp_path, banking_models):
     result = evaluate_models(context(tmp_path, data, teacher, majority, path, config(tmp_path)))
     assert not result.verdict.passed
     failing = {c.suite for c in result.verdict.failing}
-    assert {"gold", "agreement", "ood", "user/banking_cases"} <= failing
+    assert {"gold", "ood", "user/banking_cases", "calibration"} <= failing
     assert any(s.startswith("perturb/") for s in failing) and any(s.startswith("slice/") for s in failing)
+    # judged against the teacher on the same rows: overall accuracy and the worst class's recall
     metrics = {c.metric for c in result.verdict.failing if c.suite == "gold"}
-    assert metrics == {"accuracy", "macro_f1", "min_class_recall"}
+    assert metrics == {"accuracy_upper", "class_recall_margin"}
+    # with gold test labels, held-out agreement is reported, not gated; the user can gate it as well
+    assert "agreement" in result.metrics and all(c.suite != "agreement" for c in result.verdict.checks)
+    strict = evaluate_models(context(tmp_path, data, teacher, majority, path,
+                                     config(tmp_path, suites=["agreement"], agreement={"gate_with_gold": True})))
+    assert [c.suite for c in strict.verdict.failing] == ["agreement", "agreement"]
     # The teacher is scored for reference but never gated.
     assert all(c.model != "teacher" for c in result.verdict.checks)
     assert result.metrics["gold"]["teacher"]["accuracy"] > 0.9
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_weak_students_fail_against_the_teacher_for_every_seed(tmp_path, banking_models, weak_student, seed):
+    """One epoch over 256 buckets: the default, teacher-relative gate fails it on gold and names the suites."""
+    data, teacher, _, _, path = banking_models
+    weak = weak_student(seed)
+    result = evaluate_models(context(tmp_path, data, teacher, weak, path, config(tmp_path)))
+    assert not result.verdict.passed
+    failing = {c.suite for c in result.verdict.failing}
+    assert "gold" in failing, failing
+    accuracy = result.metrics["gold"]["student_int8"]["accuracy"]
+    assert accuracy < result.metrics["gold"]["teacher"]["accuracy"]
+    gold_check = next(c for c in result.verdict.failing if c.suite == "gold" and c.metric == "accuracy_upper")
+    assert gold_check.kind == "teacher" and gold_check.margin < 0
 
 
 def test_weaker_challenger_is_blocked_by_the_champion(tmp_path, banking_models):

@@ -81,12 +81,16 @@ def test_a_slice_is_judged_against_the_teacher_not_on_agreement_when_it_has_gold
     # teacher and student both right on 48 of 59, on different rows: agreement 37/59 = 0.63
     verdict = _slice_verdict(_slice_ctx(48, 48, 59))
     assert verdict.passed, verdict.checks
-    checks = {(c.metric, c.kind) for c in verdict.checks}
-    assert checks == {("accuracy_upper", "threshold"), ("accuracy_upper", "teacher")}
+    assert {(c.metric, c.kind) for c in verdict.checks} == {("accuracy_upper", "teacher")}
+    # an absolute floor is the user's to add
+    floored = _slice_verdict(_slice_ctx(48, 48, 59, min_accuracy=0.75))
+    assert {(c.metric, c.kind) for c in floored.checks} == {("accuracy_upper", "threshold"), ("accuracy_upper", "teacher")}
     # a student clearly below its teacher on the slice fails the teacher check alone
     worse = _slice_verdict(_slice_ctx(58, 48, 59))
     assert [(c.metric, c.kind) for c in worse.failing] == [("accuracy_upper", "teacher")]
-    assert worse.failing[0].reference == pytest.approx(wilson_upper(58 / 59, 59, 0.9))
+    # the student's upper bound is compared with the teacher's own accuracy on the slice
+    assert worse.failing[0].reference == pytest.approx(58 / 59)
+    assert worse.failing[0].value == pytest.approx(wilson_upper(48 / 59, 59, 0.9))
     # the absolute agreement floor is still the user's to set
     strict = _slice_verdict(_slice_ctx(48, 48, 59, min_agreement=0.8))
     assert [(c.metric, c.kind) for c in strict.failing] == [("agreement_upper", "threshold")]

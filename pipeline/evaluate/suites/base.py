@@ -24,6 +24,7 @@ from pipeline.plugins import Plugins
 log = logging.getLogger("distill.evaluate")
 
 TEACHER = "teacher"
+SELF = "self"  # Rule.against: the judged model's own value
 Metrics = dict[str, dict[str, dict[str, float]]]  # suite -> model -> metric -> value
 
 
@@ -31,9 +32,11 @@ Metrics = dict[str, dict[str, dict[str, float]]]  # suite -> model -> metric -> 
 class Rule:
     """``metric`` of ``suite`` must be ``comparison`` (>= or <=) ``threshold`` for each gated model.
 
-    With ``vs_teacher`` set, ``threshold`` is a tolerance instead: the model must reach the teacher's own
-    value on the same texts minus it (``>=``) or plus it (``<=``), so a suite is judged by what the
-    teacher itself achieves there rather than by an absolute floor.
+    With ``vs_teacher`` set, ``threshold`` is a tolerance instead: the model must reach a reference value
+    on the same texts minus it (``>=``) or plus it (``<=``), so a suite is judged by what the teacher
+    itself achieves there rather than by an absolute floor. The reference is the teacher's
+    ``against_metric`` (default: the same metric); with ``against=SELF`` it is the judged model's own
+    ``against_metric`` (e.g. its agreement on the unperturbed texts).
     """
 
     suite: str
@@ -42,6 +45,8 @@ class Rule:
     threshold: float
     models: tuple[str, ...] | None = None  # None: the gated models (evaluate.gate_models)
     vs_teacher: bool = False
+    against: str = "teacher"  # whose value is the reference: TEACHER, or SELF
+    against_metric: str | None = None  # the reference's metric (None: ``metric``)
 
 
 @dataclass

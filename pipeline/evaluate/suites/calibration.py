@@ -3,6 +3,8 @@
 The temperature of each model is fitted (minimum NLL) on the held-out validation slice against the
 teacher's labels, never on the test split it is then judged on. The fitted temperatures are returned in
 ``details["temperature"]`` so the stage can write them for export and serving (models/calibration.json).
+The teacher keeps T = 1. The gate compares the student's scaled ECE with the teacher's ECE on the same
+gold rows (``calibration.teacher_tolerance``), and with ``calibration.max_ece`` when the user sets it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.evaluate import metrics as m
-from pipeline.evaluate.suites.base import EvalContext, Rule, SuiteResult, suite
+from pipeline.evaluate.suites.base import TEACHER, EvalContext, Rule, SuiteResult, suite
 
 
 @suite("calibration")
@@ -30,7 +32,9 @@ def calibration(ctx: EvalContext) -> SuiteResult:
     result.metrics["calibration"] = {}
     for model in ctx.models:
         probs = ctx.predict(model, texts)
-        t = m.fit_temperature(ctx.predict(model, fit_texts), fit_targets) if fit_targets is not None else 1.0
+        # The teacher is judged as it is: fitting it to its own labels would only make it overconfident.
+        fit = fit_targets is not None and model != TEACHER
+        t = m.fit_temperature(ctx.predict(model, fit_texts), fit_targets) if fit else 1.0
         scaled = m.scale(probs, t)
         temperatures[model] = t
         result.metrics["calibration"][model] = {
@@ -41,5 +45,9 @@ def calibration(ctx: EvalContext) -> SuiteResult:
     result.details["temperature"] = temperatures
     result.details["temperature_fitted_on"] = (f"{len(fit_texts)} held-out transfer rows vs teacher labels"
                                                if fit_targets is not None else "nothing (no held-out rows): T=1")
-    result.rules.append(Rule("calibration", "ece_scaled", "<=", cfg.max_ece))
+    if TEACHER in ctx.models and cfg.teacher_tolerance is not None:
+        result.rules.append(Rule("calibration", "ece_scaled", "<=", cfg.teacher_tolerance, vs_teacher=True,
+                                 against_metric="ece"))
+    if cfg.max_ece is not None:
+        result.rules.append(Rule("calibration", "ece_scaled", "<=", cfg.max_ece))
     return result

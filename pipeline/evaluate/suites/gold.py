@@ -27,25 +27,67 @@ def gold(ctx: EvalContext) -> SuiteResult:
         result.details["gold"] = "no test rows with a gold label"
         return result
     k = len(d.labels)
-    result.metrics["gold"] = {name: classification_metrics(ctx.predict(name, texts), targets, k) for name in ctx.models}
-    # Per-class recall of each model, for the report (the gate uses the minimum).
-    result.details["per_class_recall"] = {
-        name: dict(zip(d.labels, np.round(m.per_class_recall(ctx.predict(name, texts), targets, k), 4).tolist()))
-        for name in ctx.models}
-    # A class with no gold test row cannot be judged: say so with its count, never drop it silently.
     counts = np.bincount(targets, minlength=k)
-    untested = {d.labels[c]: int(counts[c]) for c in range(k) if counts[c] < cfg.min_class_rows}
+    judged = counts >= cfg.min_class_rows
+    recalls = {name: m.per_class_recall(ctx.predict(name, texts), targets, k) for name in ctx.models}
+    result.metrics["gold"] = {}
+    for name in ctx.models:
+        entry = classification_metrics(ctx.predict(name, texts), targets, k)
+        judged_recall = np.where(judged, recalls[name], np.nan)
+        entry["min_class_recall"] = float(np.nanmin(judged_recall)) if np.isfinite(judged_recall).any() else float("nan")
+        if cfg.confidence is not None:
+            entry["accuracy_upper"] = m.wilson_upper(entry["accuracy"], len(rows), cfg.confidence)
+        result.metrics["gold"][name] = entry
+    # Per-class recall of each model, for the report.
+    result.details["per_class_recall"] = {name: dict(zip(d.labels, np.round(r, 4).tolist())) for name, r in recalls.items()}
+    # A class with too few gold test rows cannot be judged: say so with its count, never drop it silently.
+    untested = {d.labels[c]: int(counts[c]) for c in range(k) if not judged[c]}
     if untested:
         result.details["classes_too_small"] = untested
         log.warning("gold: %d class(es) with fewer than %d test rows are not judged per class: %s", len(untested),
                     cfg.min_class_rows, ", ".join(f"{c} ({n})" for c, n in list(untested.items())[:10]))
     if TEACHER in ctx.models:
+        _class_recall_vs_teacher(ctx, recalls, counts, judged, result)
         _per_class_vs_teacher(ctx, texts, result)
-    result.rules += [Rule("gold", "accuracy", ">=", cfg.min_accuracy), Rule("gold", "macro_f1", ">=", cfg.min_macro_f1),
-                     Rule("gold", "min_class_recall", ">=", cfg.min_class_recall)]
+        if cfg.teacher_tolerance is not None:
+            metric = "accuracy" if cfg.confidence is None else "accuracy_upper"
+            result.rules.append(Rule("gold", metric, ">=", cfg.teacher_tolerance, vs_teacher=True,
+                                     against_metric="accuracy"))
+        if cfg.class_tolerance is not None and judged.any():
+            result.rules.append(Rule("gold", "class_recall_margin", ">=", -cfg.class_tolerance))
+    for metric, floor in (("accuracy", cfg.min_accuracy), ("macro_f1", cfg.min_macro_f1),
+                          ("min_class_recall", cfg.min_class_recall)):
+        if floor is not None:
+            result.rules.append(Rule("gold", metric, ">=", floor))
     if cfg.class_agreement_tolerance is not None:
         result.rules.append(Rule("gold", "min_class_agreement", ">=", 1.0 - cfg.class_agreement_tolerance))
     return result
+
+
+def _class_recall_vs_teacher(ctx: EvalContext, recalls: dict[str, np.ndarray], counts: np.ndarray,
+                             judged: np.ndarray, result: SuiteResult) -> None:
+    """Per judged class: the student's recall (its Wilson upper bound) minus the teacher's recall on the
+    same rows. The minimum is ``class_recall_margin``; the worst classes are named.
+
+    ``gold.confidence`` holds for all judged classes together (Bonferroni: each class's bound is taken at
+    1 - (1 - confidence) / classes), so 77 classes of 40 rows do not fail a good student on the unluckiest
+    one, while a class the student has clearly lost still fails."""
+    d, cfg = ctx.data, ctx.cfg.gold
+    teacher = recalls[TEACHER]
+    worst = {}
+    per_class = None if cfg.confidence is None else 1.0 - (1.0 - cfg.confidence) / max(int(judged.sum()), 1)
+    for name, recall in recalls.items():
+        if name == TEACHER or not judged.any():
+            continue
+        bound = recall if per_class is None else np.array(
+            [m.wilson_upper(float(r), int(n), per_class) if n else np.nan for r, n in zip(recall, counts)])
+        margin = np.where(judged, bound - teacher, np.nan)
+        result.metrics["gold"][name]["class_recall_margin"] = float(np.nanmin(margin))
+        order = [c for c in np.argsort(np.nan_to_num(margin, nan=9.0)) if np.isfinite(margin[c])][:5]
+        worst[name] = [{"class": d.labels[c], "recall": round(float(recall[c]), 4),
+                        "teacher_recall": round(float(teacher[c]), 4), "margin": round(float(margin[c]), 4),
+                        "rows": int(counts[c])} for c in order]
+    result.details["worst_class_recall"] = worst
 
 
 def _per_class_vs_teacher(ctx: EvalContext, texts: list[str], result: SuiteResult) -> None:
@@ -84,5 +126,9 @@ def agreement(ctx: EvalContext) -> SuiteResult:
     result.metrics["agreement"] = {
         name: {"agreement": m.agreement(teacher if name == TEACHER else ctx.predict(name, texts), teacher), "n": float(n)}
         for name in ctx.models}
-    result.rules.append(Rule("agreement", "agreement", ">=", ctx.cfg.agreement.min_agreement))
+    has_gold = bool((d.test_targets >= 0).any())
+    if ctx.cfg.agreement.gate_with_gold or not has_gold:
+        result.rules.append(Rule("agreement", "agreement", ">=", ctx.cfg.agreement.min_agreement))
+    else:
+        result.details["agreement_gated"] = "no: the test split has gold labels (agreement.gate_with_gold: false)"
     return result

@@ -2,11 +2,12 @@
 
 Each slice with at least ``slices.min_rows`` rows is scored on accuracy against gold and agreement with
 the teacher; a slice with fewer rows is listed in the report as skipped (too small to judge). A slice
-with gold labels is gated on accuracy: an absolute floor and the teacher's own accuracy on the same rows
-minus ``slices.teacher_tolerance``. Agreement is gated where there is no gold (or everywhere, with
+with gold labels is gated on accuracy: the teacher's own accuracy on the same rows minus
+``slices.teacher_tolerance``, and an absolute floor when the user sets ``slices.min_accuracy``. Agreement is gated where there is no gold (or everywhere, with
 ``slices.min_agreement`` set): a student exactly as accurate as its teacher may still err on other rows. With
-``slices.confidence`` set, the floors apply to the one-sided Wilson upper bounds (``accuracy_upper``,
-``agreement_upper``), reported beside the plain values: small slices fail on evidence, not on one text.
+``slices.confidence`` set (the default), the student's one-sided Wilson upper bounds (``accuracy_upper``,
+``agreement_upper``) are compared, reported beside the plain values: small slices fail on evidence,
+not on one text.
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ def slices(ctx: EvalContext) -> SuiteResult:
         suffix = "_upper" if cfg.confidence is not None else ""
         gold = bool((targets >= 0).all())
         if gold:
-            result.rules.append(Rule(name, "accuracy" + suffix, ">=", cfg.min_accuracy))
+            if cfg.min_accuracy is not None:
+                result.rules.append(Rule(name, "accuracy" + suffix, ">=", cfg.min_accuracy))
             if teacher is not None and cfg.teacher_tolerance is not None:
-                result.rules.append(Rule(name, "accuracy" + suffix, ">=", cfg.teacher_tolerance, vs_teacher=True))
+                result.rules.append(Rule(name, "accuracy" + suffix, ">=", cfg.teacher_tolerance, vs_teacher=True,
+                                         against_metric="accuracy"))
         if teacher is not None and (cfg.min_agreement is not None or not gold):
             floor = cfg.min_agreement if cfg.min_agreement is not None else ctx.cfg.agreement.min_agreement
             result.rules.append(Rule(name, "agreement" + suffix, ">=", floor))
