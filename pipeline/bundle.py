@@ -41,6 +41,15 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def in_domain_score(logits: np.ndarray) -> np.ndarray:
+    """The student's in-domain score: logsumexp of its raw logits (the negative free energy; higher: more
+    like its training data). On the project's out-of-domain suite it separates out-of-domain text from
+    in-domain text better than the top probability (docs/evaluation.md#out-of-domain)."""
+    z = logits.astype(np.float64)
+    top = z.max(axis=1)
+    return top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+
+
 class Bundle:
     """A loaded bundle: ``labels``, ``digest``, ``predict_proba(texts, variant)``, ``predict(texts)``."""
 
@@ -85,6 +94,20 @@ class Bundle:
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return softmax(self.logits(texts, variant), self.temperature)
+
+    def predict_scored(self, texts: list[str], variant: str = "int8") -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities, in-domain scores) from one pass: what the server abstains by."""
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32), np.zeros(0)
+        logits = self.logits(texts, variant)
+        return softmax(logits, self.temperature), in_domain_score(logits)
+
+    @property
+    def ood_threshold(self) -> float | None:
+        """The in-domain score below which a text is out-of-domain, fitted by the evaluate stage on
+        held-out rows and stored at registration (None: the bundle was never registered with one)."""
+        value = (self.manifest.get("ood") or {}).get("threshold")
+        return None if value is None else float(value)
 
     def predict(self, texts: list[str], variant: str = "int8") -> list[str]:
         return [self.labels[i] for i in self.predict_proba(texts, variant).argmax(axis=1)]

@@ -84,6 +84,12 @@ class ServeConfig(Section):
     log_durable: bool = False
     # Text the server predicts before it swaps a freshly loaded model in.
     smoke_text: str = Field(default="smoke test: is this model able to answer?", min_length=1)
+    # true: a text whose in-domain score is below the registered bundle's out-of-domain cut (fitted by the
+    # evaluate stage so that evaluate.ood.in_domain_reject_rate of held-out texts fall below it) is
+    # answered with label null and "abstained": "out_of_domain", and never sent to the cascade's teacher.
+    ood_abstain: bool = False
+    # With ood_abstain: answer this label instead of null (e.g. an "other" class your clients know).
+    ood_abstain_label: str | None = None
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
 
     @field_validator("prediction_log_url")

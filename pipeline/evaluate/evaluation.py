@@ -108,6 +108,11 @@ def calibration_record(result, bundle_temperature: float = 1.0) -> dict[str, Any
                              "target_agreement": cascade["target_agreement"],
                              "heldout_deferred": round(float(cascade["heldout"]["deferred"]), 6),
                              "heldout_agreement": round(float(cascade["heldout"]["agreement"]), 6)}
+    ood = result.details.get("ood")
+    if isinstance(ood, dict):  # the out-of-domain cut on the served student's in-domain score (serve.ood_abstain)
+        record["ood"] = {"threshold": round(float(ood["threshold"]), 6), "model": ood["model"], "score": ood["score"],
+                         "in_domain_reject_rate": ood["in_domain_reject_rate"],
+                         "recall": round(float(ood["recall"]), 6)}
     return record
 
 

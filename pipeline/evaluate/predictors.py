@@ -41,6 +41,14 @@ class BundleVariant:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.bundle.predict_proba(list(texts), variant=self.variant), dtype=np.float64)
 
+    def ood_score(self, texts: Sequence[str]) -> np.ndarray:
+        """In-domain score of each text (``pipeline.bundle.in_domain_score``; higher: more in-domain)."""
+        from pipeline.bundle import in_domain_score
+
+        if not len(texts):
+            return np.zeros(0)
+        return in_domain_score(self.bundle.logits(list(texts), variant=self.variant))
+
 
 class TeacherOracle:
     """The teacher's answers: stored soft labels first, then the label cache, then the teacher itself.

@@ -75,7 +75,7 @@ def check_gate_binding(gate: GateReport, bundle_dir: str | Path) -> None:
 
 
 def stage_calibrated_bundle(bundle_dir: str | Path, calibration_path: str | Path | None, into: Path) -> Path:
-    """Copy the bundle into ``into``; set ``bundle.json``'s temperature and cascade cut from calibration.json."""
+    """Copy the bundle into ``into``; set ``bundle.json``'s temperature, cascade cut and out-of-domain cut from calibration.json."""
     bundle_dir = Path(bundle_dir)
     if not (bundle_dir / "bundle.json").is_file():
         raise ReleaseError(f"{bundle_dir}: no bundle.json; run the export stage first")
@@ -87,6 +87,8 @@ def stage_calibrated_bundle(bundle_dir: str | Path, calibration_path: str | Path
         manifest["temperature"] = float(calibration["temperature"])
         if calibration.get("cascade"):  # the serving cut the evaluate stage fitted (serve.cascade reads it)
             manifest["cascade"] = calibration["cascade"]
+        if calibration.get("ood"):  # the out-of-domain cut (serve.ood_abstain reads it)
+            manifest["ood"] = calibration["ood"]
         write_json(staged / "bundle.json", manifest)
     return staged
 

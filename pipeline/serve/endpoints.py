@@ -53,10 +53,12 @@ def build_router(server) -> APIRouter:
         "500": "the model failed on this input", "503": "no production model loaded yet",
     }
     prediction = {"type": "object", "required": ["label", "probs", "version", "route", "source"], "properties": {
-        "label": {"type": "string"}, "probs": {"type": "object", "additionalProperties": {"type": "number"}},
+        "label": {"type": ["string", "null"], "description": "null: abstained (serve.ood_abstain)"}, "probs": {"type": "object", "additionalProperties": {"type": "number"}},
         "version": {"type": "string"}, "route": {"type": "string", "enum": ["stable", "canary"]},
         "source": {"type": "string", "enum": [STUDENT, TEACHER]},
-        "fallback": {"type": "string", "description": "why a deferred text got the student's answer"}}}
+        "fallback": {"type": "string", "description": "why a deferred text got the student's answer"},
+        "abstained": {"type": "string", "enum": ["out_of_domain"],
+                      "description": "the text's in-domain score was below the bundle's cut (serve.ood_abstain)"}}}
     predict_doc = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["texts"], "additionalProperties": False,
@@ -108,8 +110,15 @@ def build_router(server) -> APIRouter:
             route = choose_route(request_key(key, texts), state.weight)
         model = state.canary if route == CANARY else state.stable
         stable_labels = None
+
+        def infer(bundle):
+            """(probs, in-domain scores or None): scores only when the server abstains by them."""
+            if cfg.ood_abstain and bundle.ood_threshold is not None:
+                return bundle.predict_scored(texts, "int8")
+            return bundle.predict_proba(texts, "int8"), None
+
         try:
-            probs = await run(model.bundle.predict_proba, texts, "int8")
+            probs, in_domain = await run(infer, model.bundle)
         except Exception as exc:  # a model that breaks on some input: answer with stable, count it
             metrics.route_errors[route].inc()
             log.error("%s model %s failed on a request: %s", route, model.version, exc)
@@ -118,7 +127,7 @@ def build_router(server) -> APIRouter:
                 return _json(500, {"error": f"model {model.version} failed: {type(exc).__name__}"})
             route, model = STABLE, state.stable
             try:
-                probs = await run(model.bundle.predict_proba, texts, "int8")
+                probs, in_domain = await run(infer, model.bundle)
             except Exception as exc2:
                 metrics.route_errors[STABLE].inc()
                 metrics.request_done(PREDICT, 500)
@@ -129,10 +138,12 @@ def build_router(server) -> APIRouter:
         student_labels = labels
         sources = [STUDENT] * len(texts)
         fallback: dict[int, str] = {}
+        abstained = (np.flatnonzero(in_domain < model.bundle.ood_threshold) if in_domain is not None
+                     else np.zeros(0, dtype=np.int64))
         cascade = server.cascade
         cut = cascade.threshold_for(model.bundle) if cascade is not None else None
         if cut is not None:
-            low = np.flatnonzero(probs.max(axis=1) < cut)
+            low = np.setdiff1d(np.flatnonzero(probs.max(axis=1) < cut), abstained)  # out-of-domain: no teacher
             if low.size:
                 deferral = await cascade.ask([texts[i] for i in low], names)
                 if deferral.probs is not None:
@@ -158,6 +169,11 @@ def build_router(server) -> APIRouter:
                         "source": sources[i]} for i, row in enumerate(probs.tolist())]
         for i, why in fallback.items():  # deferred, but the teacher could not answer: the student's answer, marked
             predictions[i]["fallback"] = why
+        for i in abstained.tolist():  # the log keeps the student's own label; the client gets the abstention
+            predictions[i]["label"] = cfg.ood_abstain_label
+            predictions[i]["abstained"] = "out_of_domain"
+        if abstained.size:
+            metrics.abstained.inc(int(abstained.size))
         payload = orjson.dumps({"predictions": predictions})
         elapsed = time.perf_counter() - start
         metrics.route_requests[route].inc()

@@ -106,6 +106,8 @@ def build_metrics(queue_depth) -> ServerMetrics:
     m.predlog_written = Counter("distill_predlog_written_total", "Prediction-log rows written", registry=reg)
     m.predlog_lost = Counter("distill_predlog_lost_total", "Acknowledged prediction-log rows an earlier run of this "
                              "server never wrote (a crash or kill -9), found at start", registry=reg)
+    m.abstained = Counter("distill_ood_abstained_total", "Texts answered as out-of-domain (serve.ood_abstain): "
+                          "their in-domain score was below the bundle's cut", registry=reg)
     from pipeline.serve.cascade import OUTCOMES
 
     deferrals = Counter("distill_cascade_deferrals_total", "Texts below the cascade cut, by outcome: teacher "

@@ -81,3 +81,45 @@ def test_cascade_suite_fits_the_cut_on_heldout_and_buys_accuracy_on_test(tmp_pat
     assert shipped["temperature"] == pytest.approx(record["temperature"], rel=1e-5)
     report = gate_markdown(result.verdict, result.metrics, result.details, {"gate_models": ["student_int8"]})
     assert "## Cascade" in report and "| 15% |" in report
+
+
+def test_the_ood_cut_is_fitted_on_the_bundles_in_domain_score_and_travels_to_the_registered_bundle(tmp_path, bundles):
+    """The OOD suite scores a student bundle by its in-domain score (not its top probability), sets the cut
+    so that evaluate.ood.in_domain_reject_rate of held-out texts fall below it, and the cut reaches
+    calibration.json and the registered copy of the bundle, where the server reads it."""
+    from pipeline.bundle import load_bundle
+    from pipeline.config.evaluate import EvaluateConfig
+    from pipeline.evaluate.evaluation import calibration_record
+    from pipeline.evaluate.predictors import BundleVariant
+    from pipeline.evaluate.suites import EvalContext, EvalData
+    from pipeline.evaluate.suites.ood import ood
+    from pipeline.io import write_json
+    from pipeline.release.register import stage_calibrated_bundle
+    from tests.serve.test_abstain import IN_DOMAIN, OUT_OF_DOMAIN
+
+    bundle = load_bundle(bundles["good_a"])
+    heldout = IN_DOMAIN * 20 + [t + " please" for t in IN_DOMAIN] * 20
+    (tmp_path / "ood.txt").write_text("\n".join(OUT_OF_DOMAIN), encoding="utf-8")
+    data = EvalData(labels=list(bundle.labels), test_texts=IN_DOMAIN, test_targets=np.zeros(len(IN_DOMAIN), int),
+                    heldout_texts=heldout)
+    cfg = EvaluateConfig(ood={"path": "ood.txt", "in_domain_reject_rate": 0.1})
+    ctx = EvalContext(data=data, models={"student_int8": BundleVariant(bundle, "int8")}, cfg=cfg, root=tmp_path)
+    result = ood(ctx)
+    record = result.details["ood"]
+    assert result.details["ood_score"] == {"student_int8": "in_domain_score"}
+    _, held_scores = bundle.predict_scored(heldout)
+    assert record["threshold"] == pytest.approx(np.quantile(held_scores, 0.1, method="lower"))
+    assert np.mean(held_scores < record["threshold"]) <= 0.1
+    _, ood_scores = bundle.predict_scored(OUT_OF_DOMAIN)
+    assert record["recall"] == pytest.approx(np.mean(ood_scores < record["threshold"]))
+
+    class Result:  # what calibration_record reads from an Evaluation
+        details = {"ood": record}
+        metrics = {}
+
+    shipped = calibration_record(Result())
+    assert shipped["ood"]["threshold"] == pytest.approx(record["threshold"], abs=1e-6)
+    write_json(tmp_path / "calibration.json", shipped)
+    staged = stage_calibrated_bundle(bundles["good_a"], tmp_path / "calibration.json", tmp_path / "staged")
+    assert load_bundle(staged).ood_threshold == pytest.approx(record["threshold"], abs=1e-6)
+    assert load_bundle(bundles["good_a"]).ood_threshold is None  # models/bundle itself is never modified

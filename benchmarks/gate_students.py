@@ -1,0 +1,131 @@
+"""Does the default gate pass good students and fail weak ones? Real pipeline students, one table.
+
+Run it in a project after ``dvc repro`` (it reads data/, models/teacher and models/student from there):
+
+    python benchmarks/gate_students.py                       # this project: the embedded default data
+    python benchmarks/gate_students.py --project ../b77      # another project, e.g. BANKING77
+
+For the project's own student and, for each seed, two weak students, it runs the real export and
+evaluate stages with the project's params.yaml (its gate thresholds unchanged) and prints the verdict:
+
+- ``short``: the distill stage cut to 1 epoch over 256 hashed buckets (``--set`` overrides only);
+- ``noisy``: the project's own trained weights with Gaussian noise of ``--noise`` times each tensor's
+  standard deviation added (seeded; zero entries such as the padding row stay zero), then exported and
+  evaluated like any student.
+
+No champion is compared (``registry.url`` points at an empty registry in the scratch folder), so each
+verdict is the student against its teacher and the params' floors alone. Scratch outputs go to a
+temporary folder; the project's own outputs are never written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+def run(project: Path, args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=project, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:1])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def export_and_evaluate(project: Path, params: str, checkpoint: Path, out: Path) -> dict:
+    run(project, ["pipeline.stages.export", "--params", params, "--checkpoint", str(checkpoint),
+                  "--data", "data/ingested.parquet", "--labels", "data/labels.parquet", "--out", str(out / "bundle"),
+                  "--metrics", str(out / "export.json")])
+    no_champion = ["--set", f"registry.url=sqlite:///{out / 'registry.db'}"]  # empty: no production alias
+    run(project, ["pipeline.stages.evaluate", "--params", params, *no_champion, "--bundle", str(out / "bundle"),
+                  "--teacher-dir", "models/teacher", "--data", "data/ingested.parquet", "--labels",
+                  "data/labels.parquet", "--suites-root", ".", "--gate", str(out / "gate.json"),
+                  "--report", str(out / "gate.md"), "--metrics", str(out / "metrics.json")])
+    return json.loads((out / "gate.json").read_text())
+
+
+def short_student(project: Path, params: str, seed: int, out: Path) -> Path:
+    run(project, ["pipeline.stages.distill", "--params", params, "--set", "distill.epochs=1",
+                  "--set", "distill.featurizer.buckets=256", "--set", f"seed={seed}", "--data", "data/ingested.parquet",
+                  "--labels", "data/labels.parquet", "--out", str(out / "student"), "--metrics",
+                  str(out / "distill.json"), "--plots", str(out / "plots.json")])
+    return out / "student" / "checkpoint.pt"
+
+
+def noisy_student(project: Path, seed: int, noise: float, out: Path) -> Path:
+    import torch
+
+    from pipeline.distill.checkpoint import read_checkpoint, save_checkpoint
+
+    ckpt = read_checkpoint(project / "models" / "student" / "checkpoint.pt")
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, tensor in ckpt["state_dict"].items():
+        if tensor.is_floating_point() and tensor.numel() > 1:
+            # entries that are exactly zero stay zero: the embedding's padding row must (ngram_bag.py)
+            tensor = tensor + torch.randn(tensor.shape, generator=gen) * float(tensor.std()) * noise * (tensor != 0)
+        state[name] = tensor
+    path = out / "student" / "checkpoint.pt"
+    path.parent.mkdir(parents=True)
+    save_checkpoint(path, {k: v for k, v in {**ckpt, "state_dict": state}.items() if k != "format"})
+    return path
+
+
+def summary(name: str, gate: dict, seconds: float) -> dict:
+    gold = gate["suites"]["gold"]
+    student, teacher = gold["student_int8"]["accuracy"], gold["teacher"]["accuracy"]
+    failing = sorted({c["suite"].split("/", 1)[0] for c in gate["checks"] if not c["passed"]})
+    return {"student": name, "accuracy": student, "teacher": teacher, "retention": student / teacher,
+            "passed": gate["passed"], "checks": len(gate["checks"]),
+            "failing": sum(not c["passed"] for c in gate["checks"]), "failing_suites": failing,
+            "seconds": round(seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--project", type=Path, default=Path("."), help="a project after dvc repro")
+    parser.add_argument("--params", default="params.yaml", help="params file, relative to the project")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--noise", type=float, default=3.0, help="noisy students: noise / tensor std")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    project = args.project.resolve()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gate-students-") as tmp:
+        jobs = [("trained (the project's student)", None, None)]
+        jobs += [(f"short seed {s}", "short", s) for s in args.seeds]
+        jobs += [(f"noisy x{args.noise} seed {s}", "noisy", s) for s in args.seeds]
+        for i, (name, kind, seed) in enumerate(jobs):
+            started = time.perf_counter()
+            out = Path(tmp) / f"s{i}"
+            out.mkdir()
+            if kind is None:
+                checkpoint = project / "models" / "student" / "checkpoint.pt"
+            elif kind == "short":
+                checkpoint = short_student(project, args.params, seed, out)
+            else:
+                checkpoint = noisy_student(project, seed, args.noise, out)
+            row = summary(name, export_and_evaluate(project, args.params, checkpoint, out), time.perf_counter() - started)
+            rows.append(row)
+            print(f"[{i + 1}/{len(jobs)}] {name}: {'PASSED' if row['passed'] else 'FAILED'} "
+                  f"({row['seconds']} s)", file=sys.stderr, flush=True)
+    print(f"\nproject {project.name}, params {args.params}, load average {os.getloadavg()[0]:.2f}\n")
+    print("| student | int8 accuracy | teacher | share of teacher | gate | failing checks | failing suites |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['student']} | {r['accuracy']:.4f} | {r['teacher']:.4f} | {r['retention']:.1%} | "
+              f"{'PASSED' if r['passed'] else 'FAILED'} | {r['failing']} of {r['checks']} | "
+              f"{', '.join(r['failing_suites']) or '-'} |")
+    weak = [r for r in rows[1:]]
+    print(f"\nweak students failed: {sum(not r['passed'] for r in weak)} of {len(weak)}; "
+          f"trained student {'passed' if rows[0]['passed'] else 'FAILED'}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
