@@ -13,6 +13,9 @@ evaluate stages with the project's params.yaml (its gate thresholds unchanged) a
   standard deviation added (seeded; zero entries such as the padding row stay zero), then exported and
   evaluated like any student.
 
+A student whose int8 export the export stage's parity check refuses counts as failed (it never reaches
+the gate), and the table says so.
+
 No champion is compared (``registry.url`` points at an empty registry in the scratch folder), so each
 verdict is the student against its teacher and the params' floors alone. Scratch outputs go to a
 temporary folder; the project's own outputs are never written.
@@ -35,10 +38,19 @@ def run(project: Path, args: list[str]) -> None:
         raise SystemExit(f"{' '.join(args[:1])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
+class ExportRefused(Exception):
+    """The export stage's own parity gate refused the student (its int8 answers drift from fp32)."""
+
+
 def export_and_evaluate(project: Path, params: str, checkpoint: Path, out: Path) -> dict:
-    run(project, ["pipeline.stages.export", "--params", params, "--checkpoint", str(checkpoint),
-                  "--data", "data/ingested.parquet", "--labels", "data/labels.parquet", "--out", str(out / "bundle"),
-                  "--metrics", str(out / "export.json")])
+    proc = subprocess.run([sys.executable, "-m", "pipeline.stages.export", "--params", params, "--checkpoint",
+                           str(checkpoint), "--data", "data/ingested.parquet", "--labels", "data/labels.parquet",
+                           "--out", str(out / "bundle"), "--metrics", str(out / "export.json")],
+                          cwd=project, capture_output=True, text=True)
+    if proc.returncode != 0:
+        if "parity check failed" in proc.stderr:
+            raise ExportRefused(proc.stderr.strip().splitlines()[-1])
+        raise SystemExit(f"export failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     no_champion = ["--set", f"registry.url=sqlite:///{out / 'registry.db'}"]  # empty: no production alias
     run(project, ["pipeline.stages.evaluate", "--params", params, *no_champion, "--bundle", str(out / "bundle"),
                   "--teacher-dir", "models/teacher", "--data", "data/ingested.parquet", "--labels",
@@ -108,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint = short_student(project, args.params, seed, out)
             else:
                 checkpoint = noisy_student(project, seed, args.noise, out)
-            row = summary(name, export_and_evaluate(project, args.params, checkpoint, out), time.perf_counter() - started)
+            try:
+                row = summary(name, export_and_evaluate(project, args.params, checkpoint, out),
+                              time.perf_counter() - started)
+            except ExportRefused as exc:  # a failure too: this student never reaches the gate
+                row = {"student": name, "accuracy": float("nan"), "teacher": float("nan"), "retention": float("nan"),
+                       "passed": False, "checks": 0, "failing": 0, "failing_suites": ["export parity"],
+                       "refused": str(exc), "seconds": round(time.perf_counter() - started, 1)}
             rows.append(row)
             print(f"[{i + 1}/{len(jobs)}] {name}: {'PASSED' if row['passed'] else 'FAILED'} "
                   f"({row['seconds']} s)", file=sys.stderr, flush=True)
@@ -116,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| student | int8 accuracy | teacher | share of teacher | gate | failing checks | failing suites |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
+        if r.get("refused"):
+            print(f"| {r['student']} | - | - | - | FAILED at export | - | {r['refused']} |")
+            continue
         print(f"| {r['student']} | {r['accuracy']:.4f} | {r['teacher']:.4f} | {r['retention']:.1%} | "
               f"{'PASSED' if r['passed'] else 'FAILED'} | {r['failing']} of {r['checks']} | "
               f"{', '.join(r['failing_suites']) or '-'} |")

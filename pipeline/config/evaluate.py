@@ -153,8 +153,11 @@ class UserSuitesConfig(Section):
 
     # Suite files or folders (YAML or JSONL), relative to the project.
     paths: list[str] = Field(default_factory=lambda: ["suites/*.yaml", "suites/*.jsonl"])
-    # Lowest share of user-written cases that must pass.
-    min_pass_rate: float = Field(default=0.8, ge=0.0, le=1.0)
+    # Lowest share of user-written cases that must pass: your cases are your expectations, so this floor
+    # is absolute (null: none).
+    min_pass_rate: float | None = Field(default=0.8, ge=0.0, le=1.0)
+    # Or as well: the share may be at most this much below the teacher's on the same cases (null: none).
+    teacher_tolerance: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class CalibrationConfig(Section):

@@ -32,6 +32,10 @@ def alert_payload(summary: MonitorSummary, report_path: str, dashboard_url: str 
     numbers = (f"rows {summary.rows} · drift share {_fmt(drift['drift_share'])} · teacher agreement "
                f"{_fmt(teacher['agreement'])} on {teacher['rows']} rows · mean confidence "
                f"{_fmt(drift.get('mean_confidence'))} · disagreements to feedback {summary.feedback['rows']}")
+    worst = teacher.get("worst_classes") or []
+    if worst:
+        numbers += "\nworst classes against the teacher: " + ", ".join(
+            f"{w['class']} {_fmt(w['agreement'])} ({w['rows']} rows)" for w in worst)
     where = f"Report: `{report_path}`" + (f" · Dashboard: <{dashboard_url}>" if dashboard_url else "")
     return {
         "text": text,

@@ -106,6 +106,9 @@ def run_monitor(params, *, bundle_dir: str | Path | None = None, ingested_path: 
         snaps.append(quality_snap)
     elif len(labeled):
         summary.teacher["agreement"] = float((labeled["label"] == labeled["teacher_label"]).mean())
+    from pipeline.monitor.verdict import worst_classes
+
+    summary.teacher["worst_classes"] = worst_classes(labeled)
 
     ws, project = reports.open_project(at(cfg.workspace), cfg.project)
     summary.snapshots = reports.save_snapshots(ws, project, snaps)

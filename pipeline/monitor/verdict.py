@@ -28,3 +28,16 @@ def judge(summary: MonitorSummary, thresholds) -> MonitorVerdict:
     if teacher["rows"] >= thresholds.min_teacher_rows and teacher["agreement"] < thresholds.agreement_floor:
         breaches.append({"check": "teacher_agreement", "value": teacher["agreement"], "limit": thresholds.agreement_floor})
     return MonitorVerdict("breach" if breaches else "ok", breaches)
+
+
+def worst_classes(labeled, min_rows: int = 5, count: int = 3) -> list[dict]:
+    """Per class of the teacher's answers on the teacher-labeled sample: the share the student answered the
+    same. The ``count`` lowest of the classes with at least ``min_rows`` rows, worst first; an overall
+    agreement of 0.98 can hide a class the student has lost (a spam recall of 0.17 against the teacher)."""
+    if not len(labeled):
+        return []
+    same = (labeled["label"] == labeled["teacher_label"]).groupby(labeled["teacher_label"])
+    table = same.agg(["mean", "size"])
+    table = table[table["size"] >= min_rows].sort_values(["mean", "size"], ascending=[True, False])
+    return [{"class": str(name), "agreement": round(float(row["mean"]), 4), "rows": int(row["size"])}
+            for name, row in table.head(count).iterrows()]

@@ -75,6 +75,9 @@ def ood(ctx: EvalContext) -> SuiteResult:
             "recall": recall, "threshold": cut,
             "pass_rate": float(np.mean(ood_passes(probs, ctx.data.labels, cfg.max_confidence, cfg.abstain_label))),
             "mean_max_prob": float(np.mean(np.max(probs, axis=1))), "n": float(len(texts))}
+        if scorer is not None:  # the top probability's recall beside it, for the report: why this score
+            result.metrics["ood"][model]["recall_max_prob"] = recall_at_reject_rate(
+                np.max(ctx.predict(model, in_domain), axis=1), np.max(probs, axis=1), cfg.in_domain_reject_rate)[1]
     result.details["ood_in_domain_rows"] = len(in_domain)
     result.details["ood_score"] = kinds
     served = next((m for m in ("student_int8", "student_fp32") if kinds.get(m) == "in_domain_score"), None)

@@ -32,7 +32,10 @@ def user(ctx: EvalContext) -> SuiteResult:
                     failing.setdefault(name, []).append({
                         "model": model, "where": f"{s.path}:{c.line}", "text": c.text[:120], "answered": a,
                         "expected": f"not {c.expect_not}" if c.expect_not else c.expect})
-        result.rules.append(Rule(name, "pass_rate", ">=", ctx.cfg.user.min_pass_rate))
+        if ctx.cfg.user.min_pass_rate is not None:
+            result.rules.append(Rule(name, "pass_rate", ">=", ctx.cfg.user.min_pass_rate))
+        if ctx.cfg.user.teacher_tolerance is not None and TEACHER in answers:
+            result.rules.append(Rule(name, "pass_rate", ">=", ctx.cfg.user.teacher_tolerance, vs_teacher=True))
     if failing:
         result.details["failing_cases"] = failing
     return result
