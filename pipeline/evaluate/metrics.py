@@ -121,8 +121,11 @@ def nll(probs: np.ndarray, targets: np.ndarray) -> float:
 
 
 def fit_temperature(probs: np.ndarray, targets: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
-    """The temperature minimizing NLL on (probs, targets): a 1-D bounded search over log T.
+    """The temperature minimizing the cross-entropy on (probs, targets): a 1-D bounded search over log T.
 
+    ``targets`` are class indices, or an ``[n, k]`` matrix of target probabilities (a teacher's soft
+    labels: the student's confidence is then fitted to the teacher's, not to the teacher's argmax, which
+    would make it as sure of the teacher's mistakes as of its right answers).
     Scaling by one temperature never changes the argmax, so accuracy and agreement are unaffected;
     only confidence moves. Fit it on validation data, never on the data the gate scores.
     """
@@ -131,11 +134,14 @@ def fit_temperature(probs: np.ndarray, targets: np.ndarray, bounds: tuple[float,
     if len(targets) == 0:
         return 1.0
     logp = np.log(np.clip(probs, _EPS, 1.0))
+    soft = np.asarray(targets, dtype=np.float64) if np.ndim(targets) == 2 else None
 
     def loss(log_t: float) -> float:
         z = logp / np.exp(log_t)
         z -= z.max(axis=1, keepdims=True)
         lse = np.log(np.exp(z).sum(axis=1))
+        if soft is not None:
+            return float(np.mean(lse - (soft * z).sum(axis=1)))
         return float(np.mean(lse - z[np.arange(len(targets)), targets]))
 
     found = minimize_scalar(loss, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded",

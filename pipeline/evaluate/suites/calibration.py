@@ -1,7 +1,8 @@
 """Calibration: ECE on the gold test split before and after temperature scaling.
 
-The temperature of each model is fitted (minimum NLL) on the held-out validation slice against the
-teacher's labels, never on the test split it is then judged on. The fitted temperatures are returned in
+The temperature of each model is fitted on the held-out validation slice against the teacher's soft
+labels (minimum cross-entropy with the teacher's probabilities), never on the test split it is then
+judged on. The fitted temperatures are returned in
 ``details["temperature"]`` so the stage can write them for export and serving (models/calibration.json).
 The teacher keeps T = 1. The gate compares the student's scaled ECE with the teacher's ECE on the same
 gold rows (``calibration.teacher_tolerance``), and with ``calibration.max_ece`` when the user sets it.
@@ -27,7 +28,7 @@ def calibration(ctx: EvalContext) -> SuiteResult:
     targets = d.test_targets[rows]
     fit_texts, fit_targets = d.heldout_texts, None
     if d.heldout_teacher is not None and len(fit_texts):
-        fit_targets = np.argmax(d.heldout_teacher, axis=1)
+        fit_targets = d.heldout_teacher  # soft: the student's confidence fitted to the teacher's
     temperatures = {}
     result.metrics["calibration"] = {}
     for model in ctx.models:
@@ -43,7 +44,7 @@ def calibration(ctx: EvalContext) -> SuiteResult:
             "nll": m.nll(probs, targets), "nll_scaled": m.nll(scaled, targets), "temperature": t,
             "n": float(len(rows))}
     result.details["temperature"] = temperatures
-    result.details["temperature_fitted_on"] = (f"{len(fit_texts)} held-out transfer rows vs teacher labels"
+    result.details["temperature_fitted_on"] = (f"{len(fit_texts)} held-out transfer rows vs the teacher's probabilities"
                                                if fit_targets is not None else "nothing (no held-out rows): T=1")
     if TEACHER in ctx.models and cfg.teacher_tolerance is not None:
         result.rules.append(Rule("calibration", "ece_scaled", "<=", cfg.teacher_tolerance, vs_teacher=True,

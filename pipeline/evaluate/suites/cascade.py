@@ -28,7 +28,7 @@ def cascade(ctx: EvalContext) -> SuiteResult:
         return result
     held_teacher = np.argmax(d.heldout_teacher, axis=1)
     held = ctx.predict(model, d.heldout_texts)
-    temperature = m.fit_temperature(held, held_teacher)
+    temperature = m.fit_temperature(held, d.heldout_teacher)  # as the calibration suite fits it: what ships
     held = m.scale(held, temperature)
     cut = fit_cut(held.max(axis=1), held.argmax(axis=1) == held_teacher, cfg.target_deferral, cfg.target_agreement)
     record = {"model": model, "threshold": cut["threshold"], "temperature": temperature,
