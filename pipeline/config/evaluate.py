@@ -140,6 +140,9 @@ class OODConfig(Section):
     # Share of in-domain texts (the held-out validation slice) a model may reject as out-of-domain: each
     # model's own max-probability threshold is set so that this share of them falls below it.
     in_domain_reject_rate: float = Field(default=0.05, gt=0.0, lt=1.0)
+    # Fewer held-out in-domain texts than this: no cut can be trusted, so recall is reported but not
+    # gated, and no cut goes to the bundle (a warning says so).
+    min_in_domain_rows: int = Field(default=50, ge=1)
     # The student's OOD recall at that in-domain reject rate may be at most this much below the
     # teacher's on the same texts (null: no such check). Recall at a fixed in-domain rate does not
     # depend on how confident a model is overall, so a two-class student as good as its teacher passes.

@@ -139,6 +139,8 @@ def gate_markdown(verdict: Verdict, metrics: Metrics, details: dict[str, Any], i
     if details.get("classes_too_small"):
         lines += ["", "Classes too small to judge per class (test rows): " +
                   ", ".join(f"{k} ({v})" for k, v in details["classes_too_small"].items())]
+    if details.get("ood_not_judged"):
+        lines += ["", "Out-of-domain not judged: " + str(details["ood_not_judged"])]
     if details.get("skipped_slices"):
         lines += ["", "Slices too small to judge (rows): " +
                   ", ".join(f"{k} ({v})" for k, v in details["skipped_slices"].items())]

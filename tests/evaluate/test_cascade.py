@@ -123,3 +123,23 @@ def test_the_ood_cut_is_fitted_on_the_bundles_in_domain_score_and_travels_to_the
     staged = stage_calibrated_bundle(bundles["good_a"], tmp_path / "calibration.json", tmp_path / "staged")
     assert load_bundle(staged).ood_threshold == pytest.approx(record["threshold"], abs=1e-6)
     assert load_bundle(bundles["good_a"]).ood_threshold is None  # models/bundle itself is never modified
+
+
+def test_too_few_heldout_texts_leave_ood_reported_but_not_judged_and_no_cut_for_serving(tmp_path, bundles):
+    from pipeline.bundle import load_bundle
+    from pipeline.config.evaluate import EvaluateConfig
+    from pipeline.evaluate.predictors import BundleVariant
+    from pipeline.evaluate.suites import EvalContext, EvalData
+    from pipeline.evaluate.suites.ood import ood
+    from tests.serve.test_abstain import IN_DOMAIN, OUT_OF_DOMAIN
+
+    bundle = load_bundle(bundles["good_a"])
+    (tmp_path / "ood.txt").write_text("\n".join(OUT_OF_DOMAIN), encoding="utf-8")
+    data = EvalData(labels=list(bundle.labels), test_texts=IN_DOMAIN, test_targets=np.zeros(len(IN_DOMAIN), int),
+                    heldout_texts=IN_DOMAIN)  # 5 held-out texts: a 5 % cut would sit at the lowest one
+    ctx = EvalContext(data=data, models={"student_int8": BundleVariant(bundle, "int8")},
+                      cfg=EvaluateConfig(ood={"path": "ood.txt"}), root=tmp_path)
+    result = ood(ctx)
+    assert "recall" in result.metrics["ood"]["student_int8"]
+    assert "5 held-out in-domain texts" in result.details["ood_not_judged"]
+    assert "ood" not in result.details and result.rules == []

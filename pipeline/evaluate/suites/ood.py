@@ -17,12 +17,15 @@ out-of-domain lines on BANKING77 where the top probability rejected 87 %, at the
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import DataError
 from pipeline.evaluate.suites.base import EvalContext, Rule, SuiteResult, suite
+
+log = logging.getLogger("distill.evaluate")
 
 
 def read_ood_texts(path: Path) -> list[str]:
@@ -80,13 +83,19 @@ def ood(ctx: EvalContext) -> SuiteResult:
                 np.max(ctx.predict(model, in_domain), axis=1), np.max(probs, axis=1), cfg.in_domain_reject_rate)[1]
     result.details["ood_in_domain_rows"] = len(in_domain)
     result.details["ood_score"] = kinds
+    judged = len(in_domain) >= cfg.min_in_domain_rows
     served = next((m for m in ("student_int8", "student_fp32") if kinds.get(m) == "in_domain_score"), None)
-    if served is not None and np.isfinite(result.metrics["ood"][served]["threshold"]):
+    if not judged:
+        why = (f"{len(in_domain)} held-out in-domain texts, fewer than ood.min_in_domain_rows "
+               f"({cfg.min_in_domain_rows}): recall reported, not judged; no cut for serving")
+        result.details["ood_not_judged"] = why
+        log.warning("ood: %s", why)
+    elif served is not None and np.isfinite(result.metrics["ood"][served]["threshold"]):
         result.details["ood"] = {"model": served, "score": "in_domain_score",
                                  "threshold": result.metrics["ood"][served]["threshold"],
                                  "in_domain_reject_rate": cfg.in_domain_reject_rate,
                                  "recall": result.metrics["ood"][served]["recall"]}
-    if cfg.teacher_tolerance is not None:
+    if judged and cfg.teacher_tolerance is not None:
         result.rules.append(Rule("ood", "recall", ">=", cfg.teacher_tolerance, vs_teacher=True))
     if cfg.min_pass_rate is not None:
         result.rules.append(Rule("ood", "pass_rate", ">=", cfg.min_pass_rate))
