@@ -32,25 +32,22 @@ import tempfile
 import time
 from pathlib import Path
 
-def run(project: Path, args: list[str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=project, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(args[:1])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-
-
 class ExportRefused(Exception):
     """The export stage's own parity gate refused the student (its int8 answers drift from fp32)."""
 
 
-def export_and_evaluate(project: Path, params: str, checkpoint: Path, out: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "pipeline.stages.export", "--params", params, "--checkpoint",
-                           str(checkpoint), "--data", "data/ingested.parquet", "--labels", "data/labels.parquet",
-                           "--out", str(out / "bundle"), "--metrics", str(out / "export.json")],
-                          cwd=project, capture_output=True, text=True)
+def run(project: Path, args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=project, capture_output=True, text=True)
     if proc.returncode != 0:
         if "parity check failed" in proc.stderr:
             raise ExportRefused(proc.stderr.strip().splitlines()[-1])
-        raise SystemExit(f"export failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(args[:1])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def export_and_evaluate(project: Path, params: str, checkpoint: Path, out: Path) -> dict:
+    run(project, ["pipeline.stages.export", "--params", params, "--checkpoint", str(checkpoint),
+                  "--data", "data/ingested.parquet", "--labels", "data/labels.parquet", "--out", str(out / "bundle"),
+                  "--metrics", str(out / "export.json")])
     no_champion = ["--set", f"registry.url=sqlite:///{out / 'registry.db'}"]  # empty: no production alias
     run(project, ["pipeline.stages.evaluate", "--params", params, *no_champion, "--bundle", str(out / "bundle"),
                   "--teacher-dir", "models/teacher", "--data", "data/ingested.parquet", "--labels",
@@ -140,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['student']} | {r['accuracy']:.4f} | {r['teacher']:.4f} | {r['retention']:.1%} | "
               f"{'PASSED' if r['passed'] else 'FAILED'} | {r['failing']} of {r['checks']} | "
               f"{', '.join(r['failing_suites']) or '-'} |")
-    weak = [r for r in rows[1:]]
+    weak = rows[1:]
     print(f"\nweak students failed: {sum(not r['passed'] for r in weak)} of {len(weak)}; "
           f"trained student {'passed' if rows[0]['passed'] else 'FAILED'}")
     if args.json:

@@ -138,7 +138,8 @@ class OODConfig(Section):
     # ... or, when set, when the model predicts this abstain label instead.
     abstain_label: str | None = None
     # Share of in-domain texts (the held-out validation slice) a model may reject as out-of-domain: each
-    # model's own max-probability threshold is set so that this share of them falls below it.
+    # model's own cut on its score (a student's in-domain score, the teacher's top probability) is set
+    # so that this share of them falls below it.
     in_domain_reject_rate: float = Field(default=0.05, gt=0.0, lt=1.0)
     # Fewer held-out in-domain texts than this: no cut can be trusted, so recall is reported but not
     # gated, and no cut goes to the bundle (a warning says so).

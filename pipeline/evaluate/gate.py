@@ -75,16 +75,16 @@ def threshold_checks(metrics: Metrics, rules: Iterable[Rule], gate_models: Seque
                 checks.append(Check(rule.suite, rule.metric, model, value, rule.threshold, rule.comparison,
                                     _compare(value, rule.comparison, rule.threshold), teacher=teacher_value))
                 continue
-            whose = model if rule.against == SELF else TEACHER
-            reference = _scored(metrics, rule.suite, whose, rule.against_metric or rule.metric)
+            own = rule.against == SELF
+            reference = _scored(metrics, rule.suite, model if own else TEACHER, rule.against_metric or rule.metric)
             if reference is None:
                 limit, passed = float("nan"), False  # no reference was scored here: no margin to judge by
             else:
                 limit = reference - rule.threshold if rule.comparison == ">=" else reference + rule.threshold
                 passed = _compare(value, rule.comparison, limit)
             checks.append(Check(rule.suite, rule.metric, model, value, limit, rule.comparison, passed,
-                                kind="self" if rule.against == SELF else "teacher", reference=reference,
-                                teacher=reference if rule.against != SELF else teacher_value))
+                                kind="self" if own else "teacher", reference=reference,
+                                teacher=teacher_value if own else reference))
     return checks
 
 

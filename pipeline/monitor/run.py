@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipeline.io import write_json
 from pipeline.monitor.summary import MonitorSummary
+from pipeline.monitor.verdict import worst_classes
 
 log = logging.getLogger("distill.monitor")
 
@@ -106,8 +107,6 @@ def run_monitor(params, *, bundle_dir: str | Path | None = None, ingested_path: 
         snaps.append(quality_snap)
     elif len(labeled):
         summary.teacher["agreement"] = float((labeled["label"] == labeled["teacher_label"]).mean())
-    from pipeline.monitor.verdict import worst_classes
-
     summary.teacher["worst_classes"] = worst_classes(labeled)
 
     ws, project = reports.open_project(at(cfg.workspace), cfg.project)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -87,8 +88,6 @@ def weak_student(banking_models):
     def build(seed: int) -> SklearnPredictor:
         model = make_pipeline(HashingVectorizer(n_features=256, ngram_range=(1, 2), alternate_sign=False),
                               SGDClassifier(loss="log_loss", max_iter=1, tol=None, random_state=seed))
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # one epoch does not converge: that is the point
             model.fit(texts, targets)

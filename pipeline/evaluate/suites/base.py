@@ -45,7 +45,7 @@ class Rule:
     threshold: float
     models: tuple[str, ...] | None = None  # None: the gated models (evaluate.gate_models)
     vs_teacher: bool = False
-    against: str = "teacher"  # whose value is the reference: TEACHER, or SELF
+    against: str = TEACHER  # whose value is the reference: TEACHER, or SELF
     against_metric: str | None = None  # the reference's metric (None: ``metric``)
 
 
