@@ -1,6 +1,7 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1 whose answers a test scripts.
 
-It speaks HTTP/1.1 (``POST /v1/chat/completions``), one thread per request, and records what it
+It speaks HTTP/1.1 (``POST /v1/chat/completions``, ``POST /v1/completions``, and ``POST /tokenize``
+when given a ``tokenizer``), one thread per request, and records what it
 saw: every request's body, arrival time, and how many times the same prompt was asked (``attempt``),
 plus the most requests ever in flight at once. A test gives it a *responder*, a function from the
 request to a :class:`Reply` (status, JSON or raw body, headers, delay before answering)::
@@ -33,17 +34,21 @@ class FakeRequest:
     body: dict[str, Any]
     headers: dict[str, str]
 
+    path: str = "/v1/chat/completions"
+
     @property
     def prompt(self) -> str:
-        """The content of the last user message."""
+        """The content of the last user message (chat), or what follows the last few-shot answer (completions)."""
+        if "prompt" in self.body:
+            return str(self.body["prompt"])
         users = [m.get("content", "") for m in self.body.get("messages", []) if m.get("role") == "user"]
         return users[-1] if users else ""
 
     @property
     def text(self) -> str:
-        """The classified text: what stands between the first pair of triple quotes, else the whole prompt."""
+        """The classified text: what stands between the last pair of triple quotes, else the whole prompt."""
         parts = self.prompt.split('"""')
-        return parts[1].strip() if len(parts) >= 3 else self.prompt
+        return parts[-2].strip() if len(parts) >= 3 else self.prompt
 
     @property
     def wants_logprobs(self) -> bool:
@@ -85,6 +90,21 @@ def completion(contents: str | list[str], top_logprobs: dict[str, float] | None 
                                  "total_tokens": prompt_tokens + completion_tokens}})
 
 
+def text_completion(tokens: list[str], tops: list[dict[str, float]] | None = None, prompt_tokens: int = 10) -> Reply:
+    """A 200 answer of ``/v1/completions`` in llama.cpp's shape: ``text``, and per generated token a
+    ``logprobs.content`` entry with its ``top_logprobs`` (``tops[i]``, the chosen token first)."""
+    choice: dict[str, Any] = {"index": 0, "text": "".join(tokens), "finish_reason": "length", "logprobs": None}
+    if tops is not None:
+        choice["logprobs"] = {"content": [
+            {"token": token, "logprob": top.get(token, -20.0), "bytes": list(token.encode()),
+             "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}
+                              for t, lp in sorted(top.items(), key=lambda kv: -kv[1])]}
+            for token, top in zip(tokens, tops)]}
+    return Reply(json={"id": "cmpl-fake", "object": "text_completion", "created": int(time.time()), "model": "fake",
+                       "choices": [choice], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
+                                                       "total_tokens": prompt_tokens + len(tokens)}})
+
+
 def keyword_model(rules: dict[str, str], default: str, confidence: float = 0.9,
                   logprobs: bool = True) -> Responder:
     """A deterministic "model": answers the code of the first keyword found in the text (else ``default``).
@@ -117,7 +137,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802  (http.server naming)
         fake = self.server.fake
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        path = self.path.rstrip("/")
+        routes = {"/v1/chat/completions", "/v1/completions"} | ({"/tokenize"} if fake.tokenizer else set())
+        if path not in routes:
             self._send(Reply(status=404, json={"error": {"message": f"no route {self.path}"}}))
             return
         try:
@@ -125,7 +147,11 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send(Reply(status=400, json={"error": {"message": "body is not JSON"}}))
             return
-        request = fake._arrive(body, dict(self.headers))
+        if path == "/tokenize":  # llama.cpp's shape: {"tokens": [{"id", "piece"}, ...]}
+            pieces = fake.tokenizer(str(body.get("content", "")))
+            self._send(Reply(json={"tokens": [{"id": i, "piece": p} for i, p in enumerate(pieces)]}))
+            return
+        request = fake._arrive(body, dict(self.headers), path)
         try:
             reply = fake.responder(request)
             if reply.delay:
@@ -157,8 +183,9 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAI:
     """The server; a context manager that starts it in a thread and stops it on exit."""
 
-    def __init__(self, responder: Responder) -> None:
+    def __init__(self, responder: Responder, tokenizer: Callable[[str], list[str]] | None = None) -> None:
         self.responder = responder
+        self.tokenizer = tokenizer  # text -> token pieces, served at /tokenize (None: no such route)
         self.requests: list[FakeRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -198,12 +225,12 @@ class FakeOpenAI:
         """The requests whose classified text is ``text``, in arrival order."""
         return [r for r in self.requests if r.text == text]
 
-    def _arrive(self, body: dict[str, Any], headers: dict[str, str]) -> FakeRequest:
+    def _arrive(self, body: dict[str, Any], headers: dict[str, str], path: str = "/v1/chat/completions") -> FakeRequest:
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             request = FakeRequest(index=len(self.requests), attempt=0, time=time.monotonic(), body=body,
-                                  headers=headers)
+                                  headers=headers, path=path)
             self._attempts[request.prompt] += 1
             request.attempt = self._attempts[request.prompt]
             self.requests.append(request)

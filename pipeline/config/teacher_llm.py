@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Section
 
@@ -19,6 +19,15 @@ DEFAULT_PROMPT = (
     "Text:\n\"\"\"\n{text}\n\"\"\"\n\n"
     "Answer with the code of the category only ({codes}), nothing else."
 )
+
+
+class FewShotExample(Section):
+    """One worked example shown to the model before the text: the text and its label."""
+
+    # The example text (cut to max_text_chars like every text).
+    text: str = Field(min_length=1)
+    # Its label, one of teacher.llm.labels.
+    label: str
 
 
 class LLMTeacherConfig(Section):
@@ -48,6 +57,20 @@ class LLMTeacherConfig(Section):
     prompt: str = DEFAULT_PROMPT
     # Optional system message sent before the prompt (no placeholders).
     system: str | None = None
+    # chat: {base_url}/chat/completions with the server's chat template; completion: {base_url}/completions
+    # with the rendered prompt as plain text (a base model without a chat template; see docs/teachers_llm.md).
+    endpoint: Literal["chat", "completion"] = "chat"
+    # Few-shot examples ({text, label}) shown before each text: as earlier user/assistant turns (chat) or
+    # as earlier prompts followed by their code (completion). Labels must be keys of labels.
+    examples: list[FewShotExample] = Field(default_factory=list)
+    # Texts longer than this many characters are cut before they go into the prompt (null: never);
+    # prompt tokens are what an API bills and what a local model spends its time on.
+    max_text_chars: int | None = Field(default=None, ge=1)
+    # The answer code of each label, in label order (null: A..Z, then 10..99, then 100..999). Each must be
+    # one token of the model's tokenizer; the teacher checks that through the server's /tokenize when it has one.
+    codes: list[str] | None = None
+    # Check the codes against the server's /tokenize endpoint (llama.cpp, vLLM) before the first text.
+    check_codes: bool = True
 
     # auto: ask for logprobs, fall back to voting when the endpoint returns none;
     # logprobs: logprobs or the text fails; vote: never ask for logprobs.
@@ -64,6 +87,11 @@ class LLMTeacherConfig(Section):
     samples: int = Field(default=5, ge=1)
     # Sampling temperature of the fallback votes.
     sample_temperature: float = Field(default=1.0, gt=0.0, le=2.0)
+    # An answer that is not a label code (counted in usage.malformed, its text kept in metrics/label.json):
+    # retry asks again (up to max_retries; at temperature 0 a server usually repeats itself); vote samples
+    # `samples` answers for that text instead; logprobs reads the codes among the answer token's
+    # top_logprobs (a multiple-choice score; the text fails when none is listed); fail gives up at once.
+    on_malformed: Literal["retry", "vote", "logprobs", "fail"] = "retry"
 
     # Transport: none of these enter the fingerprint.
     concurrency: int = Field(default=8, ge=1)
@@ -82,6 +110,19 @@ class LLMTeacherConfig(Section):
     price_per_1k_prompt: float = Field(default=0.0, ge=0)
     # Price of 1,000 completion tokens, for the cost estimate.
     price_per_1k_completion: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _codes_and_examples_fit_labels(self) -> "LLMTeacherConfig":
+        if self.codes is not None:
+            if len(self.codes) != len(self.labels):
+                raise ValueError(f"codes has {len(self.codes)} entries for {len(self.labels)} labels: give one per label")
+            cleaned = [c.strip().upper() for c in self.codes]
+            if any(not c or c != c.split()[0] for c in cleaned) or len(set(cleaned)) != len(cleaned):
+                raise ValueError("codes must be distinct single words (compared case-insensitively)")
+        unknown = sorted({e.label for e in self.examples} - set(self.labels))
+        if unknown:
+            raise ValueError(f"examples use labels that are not in labels: {', '.join(map(repr, unknown))}")
+        return self
 
     @field_validator("prompt")
     @classmethod

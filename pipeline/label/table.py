@@ -11,6 +11,7 @@ left out of ``data/labels.parquet``; past ``label.max_failure_rate`` the stage f
 from __future__ import annotations
 
 import json
+from collections import Counter
 import logging
 import time
 from pathlib import Path
@@ -122,6 +123,8 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
         "failure_rate": failed_rows / max(int(wanted.sum()), 1),
         "failures_by_reason": stats.reasons(),
         "usage": stats.usage,
+        # answers that were no label code, by their text (LLM teachers); the five most frequent
+        "malformed_answers": dict(Counter(getattr(teacher, "malformed_answers", {})).most_common(5)),
         "fingerprint": fingerprint,
         "seconds": round(time.perf_counter() - started, 2),
         "feedback_rows": feedback_rows,

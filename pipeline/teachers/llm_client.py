@@ -21,7 +21,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pipeline.teachers.base import TeacherError
@@ -37,6 +37,10 @@ class AnswerFailed(Exception):
     """One text could not be labelled; the message says why (the last error and the attempts made)."""
 
 
+class OffCodeAnswer(AnswerFailed):
+    """A malformed answer that is not retried (``on_malformed: vote`` or ``fail``)."""
+
+
 @dataclass
 class Usage:
     """Running totals of one teacher: HTTP calls made (retries included), retries, texts that failed, tokens."""
@@ -44,6 +48,8 @@ class Usage:
     calls: int = 0
     retries: int = 0
     failures: int = 0
+    malformed: int = 0  # answers that were not a label code (each one retried, voted or failed)
+    latencies_s: list[float] = field(default_factory=list, repr=False)  # seconds per answered HTTP call
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -55,7 +61,9 @@ class Usage:
 
     def as_dict(self, price_per_1k_prompt: float, price_per_1k_completion: float) -> dict[str, float | int]:
         cost = self.prompt_tokens / 1000 * price_per_1k_prompt + self.completion_tokens / 1000 * price_per_1k_completion
-        return asdict(self) | {"cost_usd": round(cost, 8)}
+        return {"calls": self.calls, "retries": self.retries, "failures": self.failures, "malformed": self.malformed,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "cost_usd": round(cost, 8)}
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -86,7 +94,8 @@ class ChatClient:
         self.usage = usage
         self.semaphore = semaphore
         self.rng = rng or random.Random()
-        self.url = cfg.base_url.rstrip("/") + "/chat/completions"
+        path = "/completions" if getattr(cfg, "endpoint", "chat") == "completion" else "/chat/completions"
+        self.url = cfg.base_url.rstrip("/") + path
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to sleep before retry number ``attempt`` (1-based)."""
@@ -99,8 +108,10 @@ class ChatClient:
         auth = str(getattr(self.http, "headers", {}).get("authorization") or "")
         return _snippet(text, secrets=(auth, auth.removeprefix("Bearer ").strip()))
 
-    async def complete(self, body: dict[str, Any], parse: Callable[[dict[str, Any]], T]) -> T:
-        """POST ``body`` and return ``parse(json)``; ``parse`` raises MalformedAnswer to ask for a retry."""
+    async def complete(self, body: dict[str, Any], parse: Callable[[dict[str, Any]], T],
+                       retry_malformed: bool = True) -> T:
+        """POST ``body`` and return ``parse(json)``; ``parse`` raises MalformedAnswer to ask for a retry
+        (or, with ``retry_malformed`` false, to give up on the text at once with OffCodeAnswer)."""
         import httpx
 
         attempt = 0
@@ -109,7 +120,9 @@ class ChatClient:
             try:
                 async with self.semaphore:
                     self.usage.calls += 1
+                    sent = time.perf_counter()
                     resp = await self.http.post(self.url, json=body)
+                    self.usage.latencies_s.append(time.perf_counter() - sent)
             except httpx.TimeoutException:
                 reason = f"no answer within timeout_s={self.cfg.timeout_s}"
             except httpx.TransportError as exc:
@@ -139,6 +152,8 @@ class ChatClient:
                             return parse(data)
                         except MalformedAnswer as exc:
                             reason = f"malformed answer: {exc}"
+                            if not retry_malformed:
+                                raise OffCodeAnswer(f"{reason} (not retried: on_malformed)") from None
             if attempt >= self.cfg.max_retries:
                 raise AnswerFailed(f"{reason} (gave up after {attempt + 1} attempts)")
             attempt += 1

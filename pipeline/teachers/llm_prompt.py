@@ -36,6 +36,11 @@ def label_codes(n: int) -> list[str]:
     raise TeacherError(f"the llm teacher supports at most {MAX_LABELS} labels, got {n}")
 
 
+def cut_text(text: str, max_chars: int | None) -> str:
+    """``text`` cut to ``max_chars`` characters (None: as it is)."""
+    return text if max_chars is None or len(text) <= max_chars else text[:max_chars]
+
+
 def render_prompt(template: str, labels: dict[str, str], codes: Sequence[str], text: str) -> str:
     """Fill ``{labels}``, ``{codes}`` and ``{text}``; other braces in the template stay as written.
 
