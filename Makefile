@@ -21,14 +21,23 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 # dvc.yaml stages call `python`: make it the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test install system-deps lock clean
+.PHONY: demo test install system-deps llm-local-install llm-local lock clean
 demo: install
 	$(BIN)/distill demo
 
-test: install system-deps
+test: install system-deps llm-local-install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Debian packages the tests drive for real (PostgreSQL, promtool, chromium, wrk), when missing.
+# The real LLM teacher the tests start: llama-server built from the pinned llama-cpp-python sdist (about
+# 6-9 minutes on 2 cores, once) and Gemma 3 270M, both cached in .cache/tools (DISTILL_TOOLS_DIR).
+llm-local-install: install
+	$(BIN)/distill llm-local install
+
+# examples/llm-local end to end: start the server on 127.0.0.1:8080, dvc repro in build/llm-local, stop.
+llm-local: llm-local-install
+	$(BIN)/distill llm-local example
+
+# Debian packages the tests drive for real (PostgreSQL, promtool, chromium, wrk, a C++ toolchain), when missing.
 system-deps:
 	bash scripts/system-deps.sh
 

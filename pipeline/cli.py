@@ -158,6 +158,10 @@ from pipeline.registry.cli import app as _registry_app  # noqa: E402  (typer onl
 
 app.add_typer(_registry_app, name="registry")
 
+from pipeline.teachers.llama_cli import app as _llm_local_app  # noqa: E402  (typer only)
+
+app.add_typer(_llm_local_app, name="llm-local")
+
 
 def main() -> None:  # pragma: no cover - console script shim
     sys.exit(app())
