@@ -252,8 +252,10 @@ class LLMTeacher:
         """Probabilities from the answer token's top logprobs; None (auto mode) when the answer has none."""
         choice = _choices(data)[0]
         content = _content(choice)
-        top = _answer_token_top(choice.get("logprobs"))
-        if normalize_answer(content) not in self._keys:
+        answer = _answer_token(choice.get("logprobs"))
+        top = None if answer is None else answer[1]
+        # the code is one token, so the answer token decides: "Yes" glued to more text ("Yesに行った") is Yes
+        if normalize_answer(content) not in self._keys and (answer is None or normalize_answer(answer[0]) not in self._keys):
             self._off_code(content)
             if self.cfg.on_malformed == "logprobs" and top:
                 try:  # the codes' share of the answer token's alternatives, as for a multiple-choice score
@@ -287,8 +289,14 @@ class LLMTeacher:
 
 
 def _answer_token_top(logprobs: Any) -> list[tuple[str, float]] | None:
-    """(token, logprob) pairs at the answer's first token: the first generated token that is not just
-    whitespace or quoting (a base model often opens with a newline, a chat model with a space).
+    """The (token, logprob) alternatives at the answer token (see :func:`_answer_token`); None without logprobs."""
+    answer = _answer_token(logprobs)
+    return None if answer is None else answer[1]
+
+
+def _answer_token(logprobs: Any) -> tuple[str, list[tuple[str, float]]] | None:
+    """The answer's first token and its (token, logprob) alternatives: the first generated token that is
+    not just whitespace or quoting (a base model often opens with a newline, a chat model with a space).
 
     Both shapes endpoints use are read:
 
@@ -328,7 +336,7 @@ def _answer_token_top(logprobs: Any) -> list[tuple[str, float]] | None:
     token, logprob, top = next((step for step in steps if normalize_answer(step[0])), steps[0])
     if token and token not in {t for t, _ in top}:
         top.append((token, logprob))
-    return top
+    return token, top
 
 
 def _choices(data: Any) -> list[dict[str, Any]]:

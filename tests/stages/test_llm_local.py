@@ -111,3 +111,23 @@ def test_a_real_llm_labels_the_sample_and_a_student_distills_from_it(repo_copy: 
     assert distill, "the distill stage wrote its metrics"
     print(json.dumps({"rows": rows, "usage": usage, "agreement_on_transfer_set": round(agreement, 3),
                       "teacher_majority_share": round(majority, 3)}))
+
+
+def test_the_real_server_refusing_a_text_is_one_counted_failure_and_the_rest_are_labeled(llama):
+    """A prompt longer than a server slot's context is refused by llama.cpp; that text fails, with the
+    server's reason, and the others still get soft labels."""
+    from pipeline.config.teacher_llm import LLMTeacherConfig
+    from pipeline.teachers.llm import LLMTeacher
+
+    llm = yaml.safe_load(EXAMPLE.read_text())["teacher"]["llm"]
+    cfg = LLMTeacherConfig(**(llm | {"base_url": llama.base_url, "max_text_chars": None, "max_retries": 1,
+                                      "backoff_base_s": 0.01}))
+    teacher = LLMTeacher(cfg)
+    too_long = "free money " * 6000  # ~12k tokens: beyond the 4096 of one of the 2 slots of 8192
+    probs, failures = teacher.predict_proba_partial(["Win a free cruise, click now!", too_long,
+                                                     "Minutes of Tuesday's team meeting attached."])
+    assert list(failures) == [1], failures
+    assert "HTTP 4" in failures[1] or "HTTP 5" in failures[1], failures[1]
+    np.testing.assert_allclose(probs[[0, 2]].sum(axis=1), 1.0, atol=1e-5)
+    assert np.isnan(probs[1]).all()
+    assert teacher.usage["failures"] == 1 and teacher.usage["calls"] >= 3

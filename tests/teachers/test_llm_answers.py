@@ -81,6 +81,15 @@ def test_few_shot_examples_are_earlier_turns_in_chat_and_earlier_prompts_in_comp
     assert prompt.index("lunch at noon?") < prompt.index("nothing else. B\n\n") < prompt.index("see you tomorrow")
 
 
+def test_a_code_token_glued_to_more_text_is_that_code():
+    # Gemma few-shot over chat: "Yes" then Japanese without a space; the first word is no code, the token is
+    with FakeOpenAI(lambda req: completion("Yesに行った", {"Yes": -0.2, "No": -1.8})) as server:
+        teacher = make(server, codes=["Yes", "No"])
+        probs = teacher.predict_proba(["win money now"])
+    np.testing.assert_allclose(probs[0], softmax(-0.2, -1.8), atol=1e-6)
+    assert teacher.usage["malformed"] == 0
+
+
 def test_texts_are_cut_to_max_text_chars():
     with FakeOpenAI(lambda req: completion("A", {"A": -0.1, "B": -3.0})) as server:
         make(server, max_text_chars=10).predict_proba(["0123456789abcdefghij"])
