@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=["test", "labeled"],
                         help="test: report; labeled: the non-test rows (choose prompts here, never on test)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ways", default="chat:0,chat:few,completion:0,completion:few",
+                        help="endpoint:shots pairs to measure (shots: 0 or few = the params' examples)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--out", default="bench/llm_teacher.json")
     args = parser.parse_args(argv)
@@ -93,11 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     log = Path(args.out).with_suffix(".server.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with LlamaServer(binary, model, port=args.port, parallel=params.teacher.llm.concurrency, log_path=log) as server:
-        for endpoint in ("chat", "completion"):
-            for shots in ([], examples):
-                row = measure(params, texts, gold, endpoint, shots, server.base_url)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+        for way in args.ways.split(","):
+            endpoint, shots = way.split(":")
+            row = measure(params, texts, gold, endpoint, examples if shots == "few" else [], server.base_url)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     load = os.getloadavg()
     header = "| endpoint | shots | accuracy | failures | malformed answers | calls/s | prompt tok/call | " \
              "p50 ms | p99 ms |"
