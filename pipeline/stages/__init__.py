@@ -26,6 +26,8 @@ def setup_logging(level: int = logging.INFO) -> None:
     if logging.getLogger().handlers:
         return
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # one INFO line per HTTP request (an LLM teacher makes thousands) drowns the stage's own progress
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
 
 
 def stage_parser(prog: str, description: str | None, paths: str = "") -> argparse.ArgumentParser:

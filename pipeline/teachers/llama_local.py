@@ -293,7 +293,7 @@ class LlamaServer:
 
 
 # The project files a scratch copy for the example needs (what git tracks of them).
-PROJECT_FILES = ("pipeline", "flows", "dvc.yaml", "suites", ".dvcignore", ".dvc/config", ".dvc/.gitignore",
+PROJECT_FILES = ("pipeline", "flows", "dvc.yaml", "suites", "feedback", ".dvcignore", ".dvc/config", ".dvc/.gitignore",
                  "pyproject.toml", "examples/llm-local")
 
 
