@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def named_run(kind: str, root_parameter: str | None = "root"):
     """``flow_run_name`` for a flow: ``<kind> <date time> <commit>`` of the project the run works on."""
@@ -15,3 +17,30 @@ def named_run(kind: str, root_parameter: str | None = "root"):
         return run_name(kind, root)
 
     return name
+
+
+def tag_run(*tags: str) -> None:
+    """Add tags to the running flow run (``distill``, its kind, its outcome), so the UI can filter on them.
+
+    The decorator takes no tags and a direct call has no deployment, so the run tags itself."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if not flow_run.id:
+        return
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(flow_run.id).tags
+        client.update_flow_run(flow_run.id, tags=sorted(set(current) | {"distill", *tags}))
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number as an operator reads it: 4 significant digits, no 16-digit floats; others as they are."""
+    if isinstance(value, bool) or value is None:
+        return "n/a" if value is None else str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def pct(value: Any) -> str:
+    return "n/a" if not isinstance(value, (int, float)) else f"{100 * value:.1f} %"

@@ -137,7 +137,7 @@ def _wait_for_production_rows(engine, tbl, since: float, want: int, timeout_s: f
 def run_demo(root: str | Path = ".", push: bool = True) -> int:
     from flows.canary import canary as canary_flow
     from flows.monitor import monitor as monitor_flow
-    from flows.retrain import retrain
+    from flows.retrain import run as retrain
     from pipeline import predlog
     from pipeline.config import load_params
     from pipeline.serve.loadgen import LoadGenerator

@@ -42,15 +42,25 @@ def _env() -> dict[str, str]:
     return env
 
 
-def stage_order(root: str | Path = ".") -> list[str]:
-    """Names of the dvc.yaml stages, each after the stages it depends on."""
+def stage_graph(root: str | Path = ".") -> dict[str, list[str]]:
+    """dvc.yaml's stages in run order, each mapped to the stages it reads outputs of (DVC's own edges).
+
+    Imported ``.dvc`` files (feedback parts) are data, not stages, and are left out."""
     import networkx as nx
     from dvc.repo import Repo
 
     declared = list((yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}).get("stages", {}))
     with Repo(str(root)) as repo:
-        ordered = [getattr(s, "name", None) for s in reversed(list(nx.topological_sort(repo.index.graph)))]
-    return [name for name in ordered if name in declared]
+        graph = repo.index.graph
+        ordered = list(reversed(list(nx.topological_sort(graph))))
+        return {s.name: sorted(getattr(u, "name", None) for u in graph.successors(s)
+                               if getattr(u, "name", None) in declared)
+                for s in ordered if getattr(s, "name", None) in declared}
+
+
+def stage_order(root: str | Path = ".") -> list[str]:
+    """Names of the dvc.yaml stages, each after the stages it depends on."""
+    return list(stage_graph(root))
 
 
 def repro_stage(name: str, root: str | Path = ".", on_line: Callable[[str], None] | None = None) -> StageRun:

@@ -109,7 +109,7 @@ def run_monitor(params, *, bundle_dir: str | Path | None = None, ingested_path: 
         summary.teacher["agreement"] = float((labeled["label"] == labeled["teacher_label"]).mean())
     summary.teacher["worst_classes"] = worst_classes(labeled)
 
-    ws, project = reports.open_project(at(cfg.workspace), cfg.project)
+    ws, project = reports.open_project(at(cfg.workspace), cfg.project, list(teacher.labels), cfg.thresholds)
     summary.snapshots = reports.save_snapshots(ws, project, snaps)
     summary.workspace = {"path": str(at(cfg.workspace)), "project_id": str(project.id)}
     html = at(cfg.report_path).with_suffix(".html")
@@ -140,7 +140,7 @@ def _finish(summary, cfg, at, started, until, alerted) -> MonitorResult:
     summary.seconds = round(time.perf_counter() - started, 2)
     write_json(at(cfg.report_path), summary.to_dict())
     remember_window(at(cfg.state_path), until)
-    log.info("monitor %s: %s, %d rows, drift share %s, agreement %s on %d rows, %d disagreements -> feedback",
+    (log.warning if alerted else log.info)("monitor %s: %s, %d rows, drift share %s, agreement %s on %d rows, %d disagreements -> feedback",
              summary.run_id, summary.status, summary.rows, summary.drift["drift_share"],
              summary.teacher["agreement"], summary.teacher["rows"], summary.feedback["rows"])
     return MonitorResult(summary, alerted)

@@ -58,8 +58,16 @@ def test_shifted_traffic_in_the_flow_emits_the_event_the_retrain_trigger_expects
                                               ts=time.time() - 120))
     with Receiver() as hook:
         monkeypatch.setenv("DISTILL_ALERT_WEBHOOK_URL", hook.url)
-        summary = monitor(root=str(repo_copy), bundle=str(banking_world["bundle"]), data=str(banking_world["ingested"]),
-                          teacher_dir=str(tmp_path), log_url=db)
+        state = monitor(root=str(repo_copy), bundle=str(banking_world["bundle"]), data=str(banking_world["ingested"]),
+                        teacher_dir=str(tmp_path), log_url=db, return_state=True)
+    summary = state.result()
+    # the breach is the run's state (named, with the checks), so the UI shows it and an automation can match
+    # Prefect's own prefect.flow-run.Breach event
+    assert state.name == "Breach" and "teacher_agreement" in state.message, (state.name, state.message)
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+    assert run.state.name == "Breach" and {"distill", "monitor", "monitor:breach"} <= set(run.tags), run.tags
     assert summary["verdict"]["status"] == "breach" and len(hook.bodies) == 1
     assert summary["teacher"]["sent"] == 120 and summary["event_id"]
 
@@ -69,6 +77,14 @@ def test_shifted_traffic_in_the_flow_emits_the_event_the_retrain_trigger_expects
         return [e for e in page.events if str(e.id) == summary["event_id"]]
 
     (event,) = _wait(drift_events)
+
+    def breach_state_events():
+        with get_client(sync_client=True) as client:
+            page = client.read_events(filter=EventFilter(event=EventNameFilter(name=["prefect.flow-run.Breach"])),
+                                      limit=50)
+        return [e for e in page.events if e.resource.id == f"prefect.flow-run.{run_id}"]
+
+    assert _wait(breach_state_events), "no prefect.flow-run.Breach event for the monitor run"
     assert event.resource.id == "distill.monitor"  # what the trigger's match selects
     assert event.payload["agreement"] == summary["teacher"]["agreement"] < 0.5
     assert {b["check"] for b in event.payload["breaches"]} >= {"teacher_agreement"}
