@@ -65,10 +65,16 @@ def params_check(path: str = typer.Argument("params.yaml", help="params file to 
 
 @app.command("retrain")
 def retrain(push: bool = typer.Option(True, help="push outputs to the DVC remote when one is configured")) -> None:
-    """Run the retrain Prefect flow (reads ./params.yaml): every DVC stage as a task, then push."""
+    """Run the retrain Prefect flow (reads ./params.yaml): every DVC stage as a task, then push; exit 1 when
+    the gate failed."""
+    from flows.retrain import GateFailed
     from flows.retrain import retrain as retrain_flow
 
-    retrain_flow(push=push)
+    try:
+        retrain_flow(push=push)
+    except GateFailed as exc:  # the run is Failed in Prefect; the bundle was registered as rejected
+        typer.echo(f"retrain: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command("demo")
@@ -140,7 +146,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
         raise typer.Exit(2) from None
     cfg = loaded.serve
     typer.echo(f"distill serve: listening on http://{host}:{port} (API docs /docs, schema /openapi.json, "
-               f"metrics /metrics)")
+               f"metrics /metrics, V2 inference /v2/models/{cfg.model_name}/infer)")
     uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False, http=protocol_class(cfg),
                 timeout_keep_alive=cfg.idle_timeout_s, limit_concurrency=cfg.max_connections)
 

@@ -82,6 +82,8 @@ class ServeConfig(Section):
     # true: a prediction is answered only once its prediction-log rows are committed (none lost on a
     # crash, at a cost in req/s, docs/serving.md); false: rows are written in the background.
     log_durable: bool = False
+    # Model name of the Open Inference Protocol (V2) endpoints: /v2/models/<model_name>/infer.
+    model_name: str = Field(default="distill", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     # Text the server predicts before it swaps a freshly loaded model in.
     smoke_text: str = Field(default="smoke test: is this model able to answer?", min_length=1)
     # true: a text whose in-domain score is below the registered bundle's out-of-domain cut (fitted by the

@@ -120,6 +120,9 @@ def create_app(params=None):
     app = FastAPI(title="distill model server", version=package_version(), lifespan=lifespan,
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.parts = parts
+    from pipeline.serve.metrics import HTTPMetrics
+
+    app.add_middleware(HTTPMetrics, metrics=parts.metrics)
     app.include_router(build_router(parts))
 
     @app.exception_handler(RequestValidationError)

@@ -1,4 +1,7 @@
-"""HTTP endpoints: ``POST /v1/predict``, ``GET /healthz``, ``GET /readyz``, ``GET /v1/models``, ``GET /metrics``.
+"""HTTP endpoints: ``POST /v1/predict``, ``GET /healthz``, ``GET /readyz``, ``GET /v1/models``, ``GET /metrics``,
+and the Open Inference Protocol (KServe V2): ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``,
+``/v2/models/{name}``, ``/v2/models/{name}/ready`` and ``POST /v2/models/{name}/infer``; both inference
+paths share one classification (routing, abstention, cascade, prediction log).
 
 The predict path is kept lean: the body is parsed with orjson (no pydantic model), the model snapshot is
 read once, inference runs on the inference threads (``serve.inference_threads``, never on the event
@@ -15,13 +18,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from pipeline.serve.limits import VISIBLE_PATTERN, RequestRejected, check_content_type, parse_predict, read_body
+from pipeline.serve.limits import (V2_INPUT, V2_OUTPUTS, VISIBLE_PATTERN, RequestRejected, check_content_type, parse_infer,
+                                   parse_predict, read_body)
 from pipeline.serve.logwriter import LogRecord
 from pipeline.serve.metrics import PREDICT
 from pipeline.serve.traffic import CANARY, STABLE, choose_route, request_key
@@ -34,6 +39,27 @@ JSON = "application/json"
 
 def _json(status: int, body) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=JSON)
+
+
+def _v2_unknown(name: str) -> Response:
+    return _json(404, {"error": f"unknown model {name!r}: this server serves serve.model_name (GET /v2 names it)"})
+
+
+@dataclass
+class Answer:
+    """One classified request, before it is written out as /v1 predictions or V2 tensors."""
+
+    texts: list[str]
+    version: str
+    route: str
+    names: list[str]
+    probs: np.ndarray
+    labels: list[str]  # the answer per text (the teacher's for deferred texts)
+    student_labels: list[str]
+    stable_labels: list[str] | None  # canary traffic: what the stable model said
+    sources: list[str]
+    fallback: dict[int, str] = field(default_factory=dict)
+    abstained: list[int] = field(default_factory=list)
 
 
 def build_router(server) -> APIRouter:
@@ -76,33 +102,90 @@ def build_router(server) -> APIRouter:
         },
     }
 
+    tensor = {"type": "object", "required": ["name", "datatype", "shape", "data"], "properties": {
+        "name": {"type": "string"}, "datatype": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
+        "data": {"type": "array"}}}
+    text_tensor = {"type": "object", "required": ["name", "datatype", "shape", "data"], "properties": {
+        "name": {"type": "string", "enum": [V2_INPUT]}, "datatype": {"type": "string", "enum": ["BYTES"]},
+        "shape": {"type": "array", "minItems": 1, "maxItems": 2, "items": {"type": "integer", "minimum": 1},
+                  "description": "[N] or [N, 1], N the number of strings in data"},
+        "data": {"type": "array", "minItems": 1, "maxItems": cfg.max_batch, "items": {
+            "type": "string", "minLength": 1, "maxLength": cfg.max_text_chars, "pattern": VISIBLE_PATTERN}}}}
+    infer_doc = {
+        "description": "Open Inference Protocol (KServe V2). One BYTES input `text` of shape [N]; outputs "
+                       "`label` (BYTES [N]) and `probs` (FP32 [N, classes], row-major, classes in "
+                       "`parameters.labels`). `parameters.key` routes like `key` of /v1/predict.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["inputs"], "properties": {
+                "id": {"type": "string"},
+                "parameters": {"type": "object", "properties": {"key": {"type": ["string", "null"]}}},
+                "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": text_tensor},
+                "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string", "enum": list(V2_OUTPUTS)}}}}}}}}},
+        "responses": {
+            "200": {"description": "the output tensors", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["model_name", "outputs"], "properties": {
+                    "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
+                    "outputs": {"type": "array", "items": tensor}, "parameters": {"type": "object"}}}}}},
+            "404": {"description": "not the model this server serves", "content": error},
+            **{code: {"description": why, "content": error} for code, why in refusals.items()},
+        },
+    }
+
+    def refuse(exc: RequestRejected) -> Response:
+        metrics.rejected.labels(reason=exc.limit or "bad_request").inc()
+        response = _json(exc.status, exc.body())
+        if exc.status == 429:
+            response.headers["Retry-After"] = "1"
+        return response
+
+    def check_pending() -> None:
+        if server.pool.pending >= cfg.max_pending:
+            raise RequestRejected(429, f"the server is saturated: {server.pool.pending} requests wait for "
+                                       f"inference (serve.max_pending = {cfg.max_pending}); retry shortly",
+                                  "serve.max_pending", cfg.max_pending)
+
     @router.post(PREDICT, summary="Classify texts", openapi_extra=predict_doc)
     async def predict(request: Request) -> Response:
         start = time.perf_counter()
         try:
             check_content_type(request.headers.get("content-type"))
-            if server.pool.pending >= cfg.max_pending:
-                raise RequestRejected(429, f"the server is saturated: {server.pool.pending} requests wait for "
-                                           f"inference (serve.max_pending = {cfg.max_pending}); retry shortly",
-                                      "serve.max_pending", cfg.max_pending)
+            check_pending()
             body = await read_body(request, cfg.max_body_bytes)
             texts, key = parse_predict(body, cfg.max_batch, cfg.max_text_chars)
         except RequestRejected as exc:
-            metrics.rejected.labels(reason=exc.limit or "bad_request").inc()
-            metrics.request_done(PREDICT, exc.status)
-            response = _json(exc.status, exc.body())
-            if exc.status == 429:
-                response.headers["Retry-After"] = "1"
-            return response
+            return refuse(exc)
         with server.pool.waiting():
-            return await _predict(texts, key, start)
+            answer = await classify(texts, key)
+            if isinstance(answer, Response):
+                return answer
+            return await deliver(answer, orjson.dumps({"predictions": v1_predictions(answer)}), start)
 
-    async def _predict(texts: list[str], key: str | None, start: float) -> Response:
+    @router.post("/v2/models/{model_name}/infer", summary="Classify texts (Open Inference Protocol V2)",
+                 openapi_extra=infer_doc)
+    async def infer(model_name: str, request: Request) -> Response:
+        start = time.perf_counter()
+        try:  # the request is checked first: a malformed one is a 4xx whatever model it names
+            check_content_type(request.headers.get("content-type"))
+            check_pending()
+            body = await read_body(request, cfg.max_body_bytes)
+            texts, key, request_id, wanted = parse_infer(body, cfg.max_batch, cfg.max_text_chars)
+        except RequestRejected as exc:
+            return refuse(exc)
+        if model_name != cfg.model_name:
+            return _v2_unknown(model_name)
+        with server.pool.waiting():
+            answer = await classify(texts, key)
+            if isinstance(answer, Response):
+                return answer
+            return await deliver(answer, orjson.dumps(v2_response(answer, request_id, wanted)), start)
+
+    async def classify(texts: list[str], key: str | None) -> Answer | Response:
+        """Route, infer, abstain and defer: the answer to a checked request, or the error response."""
         chars = sum(map(len, texts))
         run = server.pool.run if chars > cfg.inline_max_chars else server.pool.inline
         state = slots.state
         if state.stable is None:
-            metrics.request_done(PREDICT, 503)
             return _json(503, {"error": "no model loaded yet: the registry has no production version "
                                         "(or it failed to load, see GET /v1/models)"})
         route = STABLE
@@ -123,14 +206,12 @@ def build_router(server) -> APIRouter:
             metrics.route_errors[route].inc()
             log.error("%s model %s failed on a request: %s", route, model.version, exc)
             if route == STABLE:
-                metrics.request_done(PREDICT, 500)
                 return _json(500, {"error": f"model {model.version} failed: {type(exc).__name__}"})
             route, model = STABLE, state.stable
             try:
                 probs, in_domain = await run(infer, model.bundle)
             except Exception as exc2:
                 metrics.route_errors[STABLE].inc()
-                metrics.request_done(PREDICT, 500)
                 return _json(500, {"error": f"model {model.version} failed: {type(exc2).__name__}"})
         names = model.bundle.labels
         best = probs.argmax(axis=1)
@@ -165,27 +246,49 @@ def build_router(server) -> APIRouter:
             except Exception as exc:
                 metrics.route_errors[STABLE].inc()
                 log.error("stable model %s failed scoring canary traffic: %s", state.stable.version, exc)
-        predictions = [{"label": labels[i], "probs": dict(zip(names, row)), "version": model.version, "route": route,
-                        "source": sources[i]} for i, row in enumerate(probs.tolist())]
-        for i, why in fallback.items():  # deferred, but the teacher could not answer: the student's answer, marked
-            predictions[i]["fallback"] = why
-        for i in abstained.tolist():  # the log keeps the student's own label; the client gets the abstention
-            predictions[i]["label"] = cfg.ood_abstain_label
-            predictions[i]["abstained"] = "out_of_domain"
         if abstained.size:
             metrics.abstained.inc(int(abstained.size))
-        payload = orjson.dumps({"predictions": predictions})
+        return Answer(texts, model.version, route, names, probs, labels, student_labels, stable_labels, sources,
+                      fallback, abstained.tolist())
+
+    def v1_predictions(a: Answer) -> list[dict]:
+        predictions = [{"label": a.labels[i], "probs": dict(zip(a.names, row)), "version": a.version,
+                        "route": a.route, "source": a.sources[i]} for i, row in enumerate(a.probs.tolist())]
+        for i, why in a.fallback.items():  # deferred, but the teacher could not answer: the student's answer, marked
+            predictions[i]["fallback"] = why
+        for i in a.abstained:  # the log keeps the student's own label; the client gets the abstention
+            predictions[i]["label"] = cfg.ood_abstain_label
+            predictions[i]["abstained"] = "out_of_domain"
+        return predictions
+
+    def v2_response(a: Answer, request_id: str | None, wanted: list[str]) -> dict:
+        labels = list(a.labels)
+        for i in a.abstained:
+            labels[i] = cfg.ood_abstain_label
+        n = len(labels)
+        tensors = {"label": {"name": "label", "datatype": "BYTES", "shape": [n], "data": labels},
+                   "probs": {"name": "probs", "datatype": "FP32", "shape": [n, len(a.names)],
+                             "data": a.probs.astype(np.float32).ravel().tolist()}}
+        out = {"model_name": cfg.model_name, "model_version": a.version, "outputs": [tensors[w] for w in wanted],
+               "parameters": {"labels": list(a.names), "route": a.route, "source": a.sources}}
+        if request_id is not None:
+            out["id"] = request_id
+        if a.abstained:
+            out["parameters"]["abstained"] = a.abstained
+        if a.fallback:
+            out["parameters"]["fallback"] = {str(i): why for i, why in a.fallback.items()}
+        return out
+
+    async def deliver(a: Answer, payload: bytes, start: float) -> Response:
+        """Count the answer, hand its rows to the prediction log, and send it."""
         elapsed = time.perf_counter() - start
-        metrics.route_requests[route].inc()
-        metrics.predictions(model.version, route).inc(len(texts))
-        metrics.latency_children[route].observe(elapsed)
-        metrics.request_done(PREDICT, 200)
-        record = LogRecord(request_id=uuid.uuid4().hex, ts=time.time(), texts=texts, version=model.version,
-                           route=route, labels=labels, probs=probs, stable_labels=stable_labels,
-                           latency_ms=elapsed * 1000.0, sources=sources, student_labels=student_labels)
+        metrics.route_requests[a.route].inc()
+        metrics.predictions(a.version, a.route).inc(len(a.texts))
+        record = LogRecord(request_id=uuid.uuid4().hex, ts=time.time(), texts=a.texts, version=a.version,
+                           route=a.route, labels=a.labels, probs=a.probs, stable_labels=a.stable_labels,
+                           latency_ms=elapsed * 1000.0, sources=a.sources, student_labels=a.student_labels)
         if cfg.log_durable:  # answered only once the rows are committed
             if not await writer.submit_durable(record):
-                metrics.request_done(PREDICT, 503)
                 return _json(503, {"error": "the prediction log could not store this prediction "
                                             "(serve.log_durable is on); retry"})
         else:
@@ -218,6 +321,51 @@ def build_router(server) -> APIRouter:
                         if server.cascade is not None else {"enabled": False, "error": server.cascade_error}),
             "last_load_error": slots.last_load_error,
         })
+
+    # Open Inference Protocol (V2): a 200 means true, a 4xx false (the protocol's convention).
+    not_ready = {"description": "not ready: no production model loaded yet", "content": error}
+    unknown = {"description": "not the model this server serves (serve.model_name)", "content": error}
+
+    @router.get("/v2", summary="V2 server metadata")
+    async def v2_server() -> Response:
+        from pipeline.serve.app import package_version
+
+        return _json(200, {"name": "distill", "version": package_version(), "extensions": []})
+
+    @router.get("/v2/health/live", summary="V2 liveness")
+    async def v2_live() -> Response:
+        return _json(200, {"live": True})
+
+    @router.get("/v2/health/ready", summary="V2 readiness: a production model is loaded",
+                responses={400: not_ready})
+    async def v2_ready() -> Response:
+        ready = slots.state.stable is not None
+        return _json(200 if ready else 400, {"ready": ready})
+
+    @router.get("/v2/models/{model_name}", summary="V2 model metadata", responses={400: not_ready, 404: unknown})
+    async def v2_model(model_name: str) -> Response:
+        if model_name != cfg.model_name:
+            return _v2_unknown(model_name)
+        state = slots.state
+        if state.stable is None:
+            return _json(400, {"error": "no production model loaded yet"})
+        versions = [m.version for m in (state.stable, state.canary) if m is not None]
+        classes = len(state.stable.bundle.labels)
+        return _json(200, {
+            "name": cfg.model_name, "versions": versions, "platform": "onnxruntime_onnx",
+            "inputs": [{"name": V2_INPUT, "datatype": "BYTES", "shape": [-1]}],
+            "outputs": [{"name": "label", "datatype": "BYTES", "shape": [-1]},
+                        {"name": "probs", "datatype": "FP32", "shape": [-1, classes]}],
+            "parameters": {"labels": list(state.stable.bundle.labels), "digest": state.stable.digest,
+                           "canary_weight": state.weight}})
+
+    @router.get("/v2/models/{model_name}/ready", summary="V2 model readiness",
+                responses={400: not_ready, 404: unknown})
+    async def v2_model_ready(model_name: str) -> Response:
+        if model_name != cfg.model_name:
+            return _v2_unknown(model_name)
+        ready = slots.state.stable is not None
+        return _json(200 if ready else 400, {"name": model_name, "ready": ready})
 
     @router.get("/metrics", responses={200: {"description": "Prometheus text format",
                                              "content": {"text/plain": {"schema": {"type": "string"}}}}})

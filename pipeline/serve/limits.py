@@ -1,4 +1,4 @@
-"""Input checks of ``POST /v1/predict``: body size, JSON shape, batch size, text length.
+"""Input checks of ``POST /v1/predict`` and the V2 ``infer``: body size, JSON shape, batch size, text length.
 
 Each failure is a :class:`RequestRejected` carrying the HTTP status and a message that names the limit
 (the params key), so a client knows what to change. Nothing here raises anything else.
@@ -85,22 +85,80 @@ def parse_predict(body: bytes, max_batch: int, max_chars: int) -> tuple[list[str
     texts = payload.get("texts")
     if texts is None:
         raise RequestRejected(422, "field 'texts' is missing: send a list of strings")
+    check_texts(texts, "texts", max_batch, max_chars)
+    key = payload.get("key")
+    if key is not None and not isinstance(key, str):
+        raise RequestRejected(422, f"field 'key' must be a string, got {type(key).__name__}")
+    return texts, key
+
+
+def check_texts(texts: Any, field: str, max_batch: int, max_chars: int) -> None:
+    """A non-empty list of visible strings within ``serve.max_batch`` and ``serve.max_text_chars``."""
     if not isinstance(texts, list):
-        raise RequestRejected(422, f"field 'texts' must be a list of strings, got {type(texts).__name__}")
+        raise RequestRejected(422, f"field {field!r} must be a list of strings, got {type(texts).__name__}")
     if not texts:
-        raise RequestRejected(422, "field 'texts' is empty: send at least one text")
+        raise RequestRejected(422, f"field {field!r} is empty: send at least one text")
     if len(texts) > max_batch:
         raise RequestRejected(413, f"batch of {len(texts)} texts is over the limit serve.max_batch = {max_batch}",
                               "serve.max_batch", max_batch)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise RequestRejected(422, f"texts[{i}] must be a string, got {type(text).__name__}")
+            raise RequestRejected(422, f"{field}[{i}] must be a string, got {type(text).__name__}")
         if not _VISIBLE.search(text):
-            raise RequestRejected(422, f"texts[{i}] is empty or only whitespace and control characters")
+            raise RequestRejected(422, f"{field}[{i}] is empty or only whitespace and control characters")
         if len(text) > max_chars:
-            raise RequestRejected(413, f"texts[{i}] has {len(text)} characters, over the limit "
+            raise RequestRejected(413, f"{field}[{i}] has {len(text)} characters, over the limit "
                                        f"serve.max_text_chars = {max_chars}", "serve.max_text_chars", max_chars)
-    key = payload.get("key")
+
+
+# Open Inference Protocol (V2) tensors of the text model: one BYTES input, label and probs outputs.
+V2_INPUT, V2_OUTPUTS = "text", ("label", "probs")
+
+
+def parse_infer(body: bytes, max_batch: int, max_chars: int) -> tuple[list[str], str | None, str | None, list[str]]:
+    """A V2 inference request -> (texts, routing key, request id, outputs asked for).
+
+    ``{"id": "...", "inputs": [{"name": "text", "datatype": "BYTES", "shape": [N], "data": ["...", ...]}],
+    "parameters": {"key": "..."}, "outputs": [{"name": "label"}]}``; ``id``, ``parameters`` and
+    ``outputs`` are optional (all outputs by default). Shape ``[N]`` or ``[N, 1]``."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestRejected(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise RequestRejected(422, 'body must be a V2 inference request: {"inputs": [{"name": "text", '
+                                   '"datatype": "BYTES", "shape": [1], "data": ["..."]}]}')
+    inputs = payload["inputs"]
+    if len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise RequestRejected(422, f"the model takes exactly one input tensor ({V2_INPUT!r}), got {len(inputs)}")
+    tensor = inputs[0]
+    if tensor.get("name") != V2_INPUT:
+        raise RequestRejected(422, f"unknown input {tensor.get('name')!r}; the model's input is {V2_INPUT!r}")
+    if tensor.get("datatype") != "BYTES":
+        raise RequestRejected(422, f"input {V2_INPUT!r} has datatype BYTES (UTF-8 strings), got {tensor.get('datatype')!r}")
+    texts = tensor.get("data")
+    check_texts(texts, "inputs[0].data", max_batch, max_chars)
+    shape = tensor.get("shape")
+    if shape not in ([len(texts)], [len(texts), 1]):
+        raise RequestRejected(422, f"input shape {shape} does not match its {len(texts)} strings: use [{len(texts)}]")
+    params = payload.get("parameters", {})
+    if not isinstance(params, dict):
+        raise RequestRejected(422, f"field 'parameters' must be an object, got {type(params).__name__}")
+    key = params.get("key")
     if key is not None and not isinstance(key, str):
-        raise RequestRejected(422, f"field 'key' must be a string, got {type(key).__name__}")
-    return texts, key
+        raise RequestRejected(422, f"parameters.key must be a string, got {type(key).__name__}")
+    request_id = payload.get("id", "")
+    if not isinstance(request_id, str):
+        raise RequestRejected(422, f"field 'id' must be a string, got {type(request_id).__name__}")
+    request_id = request_id if "id" in payload else None
+    if "outputs" not in payload:
+        names = list(V2_OUTPUTS)
+    else:
+        wanted = payload["outputs"]
+        if not isinstance(wanted, list) or not all(isinstance(o, dict) for o in wanted):
+            raise RequestRejected(422, "field 'outputs' must be a list of {\"name\": ...} objects")
+        names = [o.get("name") for o in wanted]
+        unknown = [n for n in names if n not in V2_OUTPUTS]
+        if unknown:
+            raise RequestRejected(422, f"unknown output(s) {unknown}; the model's outputs are {list(V2_OUTPUTS)}")
+    return texts, key, request_id, names

@@ -1,4 +1,7 @@
-"""Prometheus metrics of the model server; every name starts with ``distill_``.
+"""Prometheus metrics of the model server: the conventional ``http_requests_total{method,handler,code}``
+and ``http_request_duration_seconds{method,handler}`` of every request (:class:`HTTPMetrics`, an ASGI
+middleware; ``handler`` is the route template, ``unmatched`` for unknown paths), and ``distill_*`` for
+what only this server knows (routes, models, canary, prediction log, cascade).
 
 Each app gets its own ``CollectorRegistry`` (two servers in one process, as in tests, do not clash).
 Label children used on the request path are resolved once here, so a request pays a few increments
@@ -10,8 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 ROUTES = ("stable", "canary")
 PREDICT = "/v1/predict"
+UNMATCHED = "unmatched"  # handler label of a path no route matched (a 404), so scanners cannot grow the series
 # Request latency buckets (seconds): the hot path answers in about a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -23,13 +29,13 @@ class ServerMetrics:
     latency: Any = None
     route_requests: dict[str, Any] = field(default_factory=dict)
     route_errors: dict[str, Any] = field(default_factory=dict)
-    latency_children: dict[str, Any] = field(default_factory=dict)
     _predictions: Any = None
     # Canary-vs-stable agreement of the current canary (reset when the canary changes).
     _compared: int = 0
     _agreed: int = 0
     _pred_children: dict[tuple[str, str], Any] = field(default_factory=dict)
-    _status_children: dict[tuple[str, int], Any] = field(default_factory=dict)
+    _status_children: dict[tuple[str, str, int], Any] = field(default_factory=dict)
+    _latency_children: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def predictions(self, version: str, route: str):
         """Counter child of texts predicted by ``version`` on ``route`` (cached)."""
@@ -49,11 +55,16 @@ class ServerMetrics:
         self._compared = self._agreed = 0
         self.canary_agreement.set(0)
 
-    def request_done(self, endpoint: str, status: int) -> None:
-        child = self._status_children.get((endpoint, status))  # endpoint: the route path, e.g. /v1/predict
+    def request_done(self, method: str, handler: str, code: int, seconds: float) -> None:
+        child = self._status_children.get((method, handler, code))
         if child is None:
-            child = self._status_children[(endpoint, status)] = self.requests.labels(endpoint=endpoint, status=str(status))
+            child = self._status_children[(method, handler, code)] = self.requests.labels(
+                method=method, handler=handler, code=str(code))
         child.inc()
+        timer = self._latency_children.get((method, handler))
+        if timer is None:
+            timer = self._latency_children[(method, handler)] = self.latency.labels(method=method, handler=handler)
+        timer.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -72,11 +83,10 @@ def build_metrics(queue_depth) -> ServerMetrics:
     build = Gauge("distill_build_info", "Always 1: the distill version this server runs", ["version"], registry=reg)
     build.labels(version=package_version()).set(1)
     m = ServerMetrics(registry=reg)
-    m.requests = Counter("distill_requests_total", "HTTP requests by endpoint and status code",
-                         ["endpoint", "status"], registry=reg)
-    m.latency = Histogram("distill_request_latency_seconds", "Server-side latency of answered predict requests, "
-                          "by endpoint (path) and route", ["endpoint", "route"], buckets=LATENCY_BUCKETS, registry=reg)
-    m.latency_children = {r: m.latency.labels(endpoint=PREDICT, route=r) for r in ROUTES}
+    m.requests = Counter("http_requests_total", "HTTP requests by method, handler (route template) and status "
+                         "code", ["method", "handler", "code"], registry=reg)
+    m.latency = Histogram("http_request_duration_seconds", "Server-side time from request to response, by method "
+                          "and handler", ["method", "handler"], buckets=LATENCY_BUCKETS, registry=reg)
     rr = Counter("distill_route_requests_total", "Predict requests answered per route", ["route"], registry=reg)
     re_ = Counter("distill_route_errors_total", "Predict requests whose model failed, per route "
                   "(a failing canary is answered by the stable model)", ["route"], registry=reg)
@@ -124,3 +134,39 @@ def build_metrics(queue_depth) -> ServerMetrics:
     depth = Gauge("distill_predlog_queue_depth", "Requests waiting in the prediction-log queue", registry=reg)
     depth.set_function(queue_depth)
     return m
+
+
+CLIENT_CLOSED = 499  # the code proxies log for a client that closed the request before the answer
+
+
+class HTTPMetrics:
+    """Pure ASGI middleware: counts and times every HTTP request into ``http_requests_total`` and
+    ``http_request_duration_seconds`` (cheaper on the hot path than a BaseHTTPMiddleware)."""
+
+    def __init__(self, app, metrics: ServerMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        import time
+
+        start = time.perf_counter()
+        code = 500  # an exception that escapes the app is answered 500 by Starlette's outer handler
+
+        async def send_status(message):
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except ClientDisconnect:  # the client left before its body arrived (or the read timed out): not ours
+            code = CLIENT_CLOSED
+            raise
+        finally:
+            route = scope.get("route")
+            handler = getattr(route, "path", None) or UNMATCHED
+            self.metrics.request_done(scope["method"], handler, code, time.perf_counter() - start)

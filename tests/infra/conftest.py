@@ -58,9 +58,9 @@ def ports(contract_text) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def contract_metrics(contract_text) -> dict[str, dict]:
     """The 'Server metrics' table of docs/contracts.md: name -> {type, labels}."""
-    rows = re.findall(r"^\s*\| `(distill_\w+)` \| (\w+) \|([\w, ]*)\|", contract_text, re.M)
+    rows = re.findall(r"^\s*\| `((?:distill|http)_\w+)` \| (\w+) \|([\w, ]*)\|", contract_text, re.M)
     assert rows, "docs/contracts.md lost its 'Server metrics' table"
-    assert len(rows) == len(re.findall(r"^\s*\| `distill_", contract_text, re.M)), "a metrics row did not parse"
+    assert len(rows) == len(re.findall(r"^\s*\| `(?:distill|http)_", contract_text, re.M)), "a metrics row did not parse"
     return {name: {"type": kind, "labels": {x.strip() for x in labels.split(",") if x.strip()}}
             for name, kind, labels in rows}
 

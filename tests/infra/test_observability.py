@@ -41,13 +41,14 @@ def _series(contract_metrics) -> dict[str, set[str]]:
 def test_every_query_names_contract_metrics_and_labels(contract_metrics):
     series = _series(contract_metrics)
     for expr in _queries():
-        used = re.findall(r"\b(distill_\w+)\b(\{[^}]*\})?", expr)
+        used = re.findall(r"\b((?:distill|http)_\w+)\b(\{[^}]*\})?", expr)
         assert used or "up{" in expr, f"query reads no distill metric: {expr}"
         labels_in_expr = set()
         for name, matchers in used:
             assert name in series, f"{name} is not in the contract's server metrics: {expr}"
             for label in re.findall(r"(\w+)\s*=~?", matchers):
-                assert label in series[name], f"{name} has no label {label}: {expr}"
+                # job and instance are the labels Prometheus adds to every scraped series
+                assert label in series[name] | {"job", "instance"}, f"{name} has no label {label}: {expr}"
             labels_in_expr |= series[name]
         for group in re.findall(r"\bby \(([^)]*)\)", expr):
             for label in (x.strip() for x in group.split(",")):
@@ -79,7 +80,7 @@ def test_dashboard_has_the_panels_operators_need():
 def test_alerts_cover_the_failure_modes():
     exprs = {r["alert"]: r["expr"] for r in _rules()}
     assert 'up{job="distill-model-server"} == 0' in exprs["DistillModelServerDown"]
-    assert "distill_requests_total{status=~\"5..\"}" in exprs["DistillHighErrorRate"]
+    assert 'http_requests_total{job="distill-model-server",code=~"5.."}' in exprs["DistillHighErrorRate"]
     assert "histogram_quantile(0.99" in exprs["DistillHighP99Latency"]
     assert "distill_predlog_dropped_total" in exprs["DistillPredictionLogDrops"]
     assert "distill_canary_agreed_total" in exprs["DistillCanaryAgreementLow"]

@@ -125,7 +125,7 @@ def test_bad_connection_gets_a_status_line_and_is_closed(server, case):
 
 def test_every_refusal_is_counted_and_none_was_a_server_error(server):
     _, proc = server
-    assert metric(proc.url, "distill_requests_total", endpoint="/v1/predict", status="500") == 0
+    assert metric(proc.url, "http_requests_total", method="POST", handler="/v1/predict", code="500") == 0
     assert metric(proc.url, "distill_rejected_requests_total", reason="content_type") >= 3
     r = httpx.post(proc.url + "/v1/predict", json={"texts": ["is my card on its way?"]})
     assert r.status_code == 200 and r.json()["predictions"][0]["source"] == "student"

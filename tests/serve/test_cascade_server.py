@@ -78,7 +78,7 @@ def test_llm_teacher_outage_mid_load_gives_no_errors_marks_answers_and_the_break
         assert load.statuses[200] == load.requests and load.transport_errors == 0  # serving never failed
         assert load.fallbacks["error"] + load.fallbacks["timeout"] >= 3  # the failures that opened the breaker
         assert _metric(url, "distill_cascade_deferrals_total", outcome="breaker_open") == load.fallbacks["breaker_open"]
-        assert _metric(url, "distill_requests_total", endpoint="/v1/predict", status="500") == 0
+        assert _metric(url, "http_requests_total", method="POST", handler="/v1/predict", code="500") == 0
     finally:
         server.stop()
         fake.stop()

@@ -66,9 +66,9 @@ def test_predict_health_models_metrics_and_log(served):
     assert first["text"] == TEXTS[0] and first["text_hash"] == text_key(TEXTS[0])
     assert rows["stable_label"].isna().all() and (rows["latency_ms"] > 0).all()
 
-    assert _metric(url, "distill_requests_total", endpoint="/v1/predict", status="200") >= total - 2
+    assert _metric(url, "http_requests_total", method="POST", handler="/v1/predict", code="200") >= total - 2
     assert _metric(url, "distill_predictions_total", version=v1, route="stable") >= total
-    assert _metric(url, "distill_request_latency_seconds_count", endpoint="/v1/predict", route="stable") >= total - 2
+    assert _metric(url, "http_request_duration_seconds_count", method="POST", handler="/v1/predict") >= total - 2
     assert _metric(url, "distill_predlog_written_total") >= total
     assert _metric(url, "distill_predlog_dropped_total") == 0
     text = httpx.get(url + "/metrics").text
@@ -76,7 +76,7 @@ def test_predict_health_models_metrics_and_log(served):
                  "distill_model_load_failures_total", "distill_route_errors_total"):
         assert name in text
     names = [line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")]
-    assert names and all(n.startswith("distill_") for n in names)
+    assert names and all(n.startswith(("distill_", "http_request")) for n in names)
 
 
 BAD_BODIES = [
@@ -113,7 +113,7 @@ def test_bad_inputs_get_a_clear_4xx(served):
             r = client.post(server.url + "/v1/predict", json=body)
             assert r.status_code == status and needle in r.json()["error"], (body, r.text)
     assert _metric(server.url, "distill_rejected_requests_total", reason="serve.max_batch") == 1
-    assert _metric(server.url, "distill_requests_total", endpoint="/v1/predict", status="422") == 7
+    assert _metric(server.url, "http_requests_total", method="POST", handler="/v1/predict", code="422") == 7
 
 
 def test_oversize_and_malformed_bodies_and_the_worker_survives(served):
