@@ -23,17 +23,48 @@ DRIFT_TAG, QUALITY_TAG = "drift", "quality"
 P_VALUE_TESTS = {"ks", "chisquare", "z", "fisher_exact", "t_test", "mannw", "anderson", "cramer_von_mises",
                  "g_test", "epps_singleton", "empirical_mmd"}
 
-# Title -> (plot type, PanelMetric arguments). The dashboard and docs/monitoring.md list the same panels.
-PANELS: dict[str, tuple[str, list[dict[str, Any]]]] = {
-    "Teacher agreement": ("line", [{"legend": "agreement", "metric": "Accuracy", "tags": [QUALITY_TAG]}]),
-    "Drift share": ("line", [{"legend": "drifted columns (share)", "metric": "DriftedColumnsCount",
-                              "metric_labels": {"value_type": "share"}, "tags": [DRIFT_TAG]}]),
-    "Label mix": ("bar", [{"legend": "label share", "metric": "UniqueValueCount",
-                           "metric_labels": {"column": "label", "value_type": "share"}, "tags": [DRIFT_TAG]}]),
-    "Confidence": ("line", [{"legend": "mean confidence", "metric": "MeanValue",
-                             "metric_labels": {"column": "confidence"}, "tags": [DRIFT_TAG]}]),
-    "Rows per run": ("bar", [{"legend": "rows", "metric": "RowCount", "tags": [DRIFT_TAG]}]),
-}
+TAB = "Monitor"
+
+
+def panels(labels: list[str] | None = None, thresholds=None) -> list[dict[str, Any]]:
+    """The dashboard, top to bottom: counters of the latest run, then the series over runs.
+
+    Per-label series carry the label as their legend; the alert thresholds (``monitor.thresholds``) are in
+    the subtitles, since Evidently's plots draw no reference lines. docs/monitoring.md lists the same panels."""
+    floor = getattr(thresholds, "agreement_floor", None)
+    ceiling = getattr(thresholds, "drift_share_ceiling", None)
+    agreement = {"metric": "Accuracy", "tags": [QUALITY_TAG]}
+    drift = {"metric": "DriftedColumnsCount", "metric_labels": {"value_type": "share"}, "tags": [DRIFT_TAG]}
+    confidence = {"metric": "MeanValue", "metric_labels": {"column": "confidence"}, "tags": [DRIFT_TAG]}
+    rows = {"metric": "RowCount", "tags": [DRIFT_TAG]}
+    alert_low = f"alert below {floor}" if floor is not None else None
+    alert_high = f"alert above {ceiling}" if ceiling is not None else None
+    names = list(labels or [])
+    out = [
+        {"title": "Teacher agreement (latest run)", "type": "counter", "subtitle": alert_low,
+         "values": [{"legend": "agreement", **agreement}]},
+        {"title": "Drift share (latest run)", "type": "counter", "subtitle": alert_high,
+         "values": [{"legend": "drift share", **drift}]},
+        {"title": "Mean confidence (latest run)", "type": "counter", "subtitle": None,
+         "values": [{"legend": "confidence", **confidence}]},
+        {"title": "Rows (latest run)", "type": "counter", "subtitle": None, "values": [{"legend": "rows", **rows}]},
+        {"title": "Teacher agreement", "type": "line", "subtitle": alert_low,
+         "values": [{"legend": "agreement", **agreement}]},
+        {"title": "Drift share", "type": "line", "subtitle": alert_high,
+         "values": [{"legend": "drifted columns (share)", **drift}]},
+        {"title": "Label mix", "type": "bar", "subtitle": "share of the window's predictions per label",
+         "values": ([{"legend": name, "metric": "UniqueValueCount", "tags": [DRIFT_TAG],
+                      "metric_labels": {"column": "label", "value_type": "share", "label": name}} for name in names]
+                    or [{"legend": "label share", "metric": "UniqueValueCount", "tags": [DRIFT_TAG],
+                         "metric_labels": {"column": "label", "value_type": "share"}}])},
+        {"title": "Recall against the teacher, per class", "type": "line",
+         "subtitle": "share of the teacher's answers of each class the student gave too",
+         "values": [{"legend": name, "metric": "RecallByLabel", "tags": [QUALITY_TAG],
+                     "metric_labels": {"label": name}} for name in names]},
+        {"title": "Confidence", "type": "line", "subtitle": None, "values": [{"legend": "mean confidence", **confidence}]},
+        {"title": "Rows per run", "type": "bar", "subtitle": None, "values": [{"legend": "rows", **rows}]},
+    ]
+    return [p for p in out if p["values"]]
 
 
 def drift_snapshot(current, reference, timestamp: datetime, metadata: dict[str, Any]):
@@ -116,29 +147,45 @@ def quality_numbers(snapshot) -> dict[str, Any]:
     return out
 
 
-def open_project(workspace: str | Path, name: str):
-    """The workspace's project ``name`` (created with its dashboard on first use)."""
+def open_project(workspace: str | Path, name: str, labels: list[str] | None = None, thresholds=None):
+    """The workspace's project ``name`` (created on first use), its dashboard brought up to date."""
     from evidently.ui.workspace import Workspace
 
     ws = Workspace.create(str(workspace))
     found = ws.search_project(name)
     project = found[0] if found else ws.create_project(name, description="distill production monitor: drift of "
                                                        "traffic and agreement of the student with the teacher")
-    ensure_dashboard(project)
+    ensure_dashboard(ws, project, labels, thresholds)
     return ws, project
 
 
-def ensure_dashboard(project) -> None:
-    """Add any of :data:`PANELS` the project's dashboard lacks (by title), so re-runs never duplicate them."""
+def _plot(panel: dict[str, Any]):
     from evidently.sdk.models import DashboardPanelPlot, PanelMetric
 
-    have = {p.title for p in project.dashboard.model().panels}
-    for title, (plot_type, values) in PANELS.items():
-        if title in have:
-            continue
-        params = {"plot_type": plot_type} | ({"is_stacked": True} if plot_type == "bar" else {})
-        project.dashboard.add_panel(DashboardPanelPlot(
-            title=title, size="half", values=[PanelMetric(**v) for v in values], plot_params=params), tab="Monitor")
+    params: dict[str, Any] = {"plot_type": panel["type"]}
+    if panel["type"] == "counter":
+        params["aggregation"] = "last"
+    if panel["type"] == "bar":
+        params["is_stacked"] = True
+    return DashboardPanelPlot(title=panel["title"], subtitle=panel["subtitle"], size="half",
+                              values=[PanelMetric(**v) for v in panel["values"]], plot_params=params)
+
+
+def _signature(plot) -> tuple:
+    return (plot.title, plot.subtitle, tuple(sorted(plot.plot_params.items())),
+            tuple((v.legend, v.metric, tuple(sorted(v.metric_labels.items()))) for v in plot.values))
+
+
+def ensure_dashboard(ws, project, labels: list[str] | None = None, thresholds=None) -> None:
+    """Make the project's dashboard :func:`panels` in one tab: left as it is when it matches, rewritten whole
+    when not (a new label, a changed threshold, an older layout), so re-runs never duplicate panels."""
+    from evidently.sdk.models import DashboardModel, DashboardTabModel
+
+    wanted = [_plot(p) for p in panels(labels, thresholds)]
+    if [_signature(p) for p in project.dashboard.model().panels] == [_signature(p) for p in wanted]:
+        return
+    ws.save_dashboard(project.id, DashboardModel(tabs=[DashboardTabModel(title=TAB, panels=[p.id for p in wanted])],
+                                                 panels=wanted))
 
 
 def save_snapshots(ws, project, snapshots) -> list[str]:

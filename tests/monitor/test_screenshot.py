@@ -1,17 +1,64 @@
-"""The dashboard screenshot script against a workspace the monitor wrote (needs Debian chromium)."""
+"""The Evidently dashboard as an operator sees it: two real monitor runs, then `evidently ui` rendered in
+headless Chromium (Debian's chromium, which .ci/run installs). The test reads the rendered page, not
+just a PNG: panel titles, the latest run's counter values and the per-label legends."""
 
 from pathlib import Path
 
 import pytest
 
+from pipeline import predlog
+from tests.monitor.conftest import log_rows
+from tests.monitor.test_monitor import monitor_params
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+CHROMIUM = Path("/usr/bin/chromium")
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is not installed (apt-get install chromium)")
-def test_screenshot_of_a_monitor_workspace(banking_world, tmp_path):
-    from pipeline.monitor import reports
-    from scripts.evidently_screenshot import screenshot
 
-    ws, project = reports.open_project(tmp_path / "ws", "distill monitor")
-    png = screenshot(str(tmp_path / "ws"), str(tmp_path / "shot.png"), project_id=str(project.id))
+def _require_chromium():
+    if not CHROMIUM.exists():
+        pytest.fail("/usr/bin/chromium is not installed: apt-get install chromium (.ci/run and "
+                    "scripts/system-deps.sh install it)")
+
+
+def test_dashboard_shows_latest_values_thresholds_and_label_names(banking_world, repo_copy, tmp_path, monkeypatch):
+    import re
+
+    from pipeline.bundle import load_bundle
+    from pipeline.monitor import run_monitor
+    from scripts.evidently_screenshot import rendered_text, screenshot
+    from tests.helpers.banking_teacher import LABELS
+
+    _require_chromium()
+    monkeypatch.delenv("DISTILL_ALERT_WEBHOOK_URL", raising=False)
+    bundle = load_bundle(banking_world["bundle"])
+    db = f"sqlite:///{tmp_path}/predictions.db"
+    engine, tbl = predlog.connect(db)
+    params = monitor_params(repo_copy)
+    kw = dict(bundle_dir=banking_world["bundle"], ingested_path=banking_world["ingested"], teacher_dir=tmp_path,
+              log_url=db, root=repo_copy, emit=False)
+    predlog.insert_rows(engine, tbl, log_rows(bundle, banking_world["traffic"], ts=1_000.0))
+    run_monitor(params, now=2_000.0, **kw)
+    predlog.insert_rows(engine, tbl, log_rows(bundle, banking_world["shifted"], ts=2_500.0))
+    latest = run_monitor(params, now=3_000.0, **kw).summary
+    project = latest.workspace["project_id"]
+    workspace = latest.workspace["path"]
+
+    page = rendered_text(workspace, project)
+    text = re.sub(r"<[^>]+>", " ", page)  # the page's visible words, SVG legends included
+    for title in ("Teacher agreement (latest run)", "Drift share (latest run)", "Label mix",
+                  "Recall against the teacher, per class"):
+        assert title in text, f"panel {title!r} is not on the rendered dashboard"
+    thresholds = params.monitor.thresholds
+    assert f"alert below {thresholds.agreement_floor}" in text and f"alert above {thresholds.drift_share_ceiling}" in text
+    # the counters show the latest run's values, not a count of runs
+    agreement = latest.teacher["agreement"]
+    assert agreement < 0.5
+    shown = {f"{agreement:.{d}f}" for d in (2, 3, 4)} | {f"{agreement:.4g}"}
+    assert any(s in text for s in shown), (shown, text[:3000])
+    # per-label series carry their label: every intent the student serves is named in the legends
+    missing = [name for name in LABELS if name not in text]
+    assert not missing, f"labels not named on the dashboard: {missing}"
+
+    png = screenshot(workspace, str(tmp_path / "shot.png"), project_id=project)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
