@@ -72,16 +72,37 @@ def _print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2))
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def _table(title: str, columns: list[str], rows: list[list[Any]], wide: set[str] = frozenset()) -> None:
+    """A table that fits the terminal: short columns are never cut or wrapped; only ``wide`` ones wrap."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, no_wrap=col not in wide, overflow="fold" if col in wide else "ellipsis",
+                         ratio=1 if col in wide else None)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     Console().print(table)
+
+
+def _change(e) -> str:
+    """One history entry's change in a few characters: ``register v3``, ``production v2 -> v3``,
+    ``canary v4 at 25%``, ``candidate v3 -> none``."""
+    if e.alias is None:
+        return f"{e.action} {e.version or ''}".strip()
+    new = e.version or "none"
+    change = f"{e.alias} {e.previous} -> {new}" if e.previous and e.previous != e.version else f"{e.alias} {new}"
+    if e.weight is not None and e.alias == "canary" and e.version:
+        change += f" at {e.weight:.0%}"
+    return change
+
+
+def _numbers(numbers: dict[str, Any] | None) -> str:
+    from flows import fmt
+
+    return ", ".join(f"{k}={fmt(v)}" for k, v in (numbers or {}).items() if not isinstance(v, (dict, list)))
 
 
 def _when(value: Any) -> str:
@@ -107,7 +128,7 @@ def list_versions(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
         _table("model versions", ["version", "created", "status", "aliases", "commit", "bundle", "reason"],
                [[v.id, _when(v.created_at), v.status, ", ".join(held.get(v.id, [])),
                  (v.git_commit or "")[:8] + ("+dirty" if v.git_dirty else ""), v.bundle_digest[:12],
-                 v.reason if not v.rejected else "; ".join(v.reasons)] for v in versions])
+                 v.reason if not v.rejected else "; ".join(v.reasons)] for v in versions], wide={"reason"})
 
     _run(ctx, body)
 
@@ -175,18 +196,20 @@ def rollback(ctx: typer.Context, alias: str = typer.Argument(..., help="alias to
 @app.command("history")
 def history(ctx: typer.Context, alias: Optional[str] = typer.Option(None, help="only this alias's changes"),
             limit: Optional[int] = typer.Option(None, min=1, help="only the most recent N entries"),
+            numbers: bool = typer.Option(False, "--numbers", help="add the numbers each change was judged on"),
             as_json: bool = JSON_OPT) -> None:
-    """Every registration and alias change, oldest first: who, when, why and with which numbers."""
+    """Every registration and alias change, oldest first: when, who, what changed and why (--numbers for
+    the numbers, --json for everything)."""
 
     def body(reg: Registry) -> None:
         entries = reg.history(alias=alias, limit=limit)
         if as_json:
             _print_json([e.to_dict() for e in entries])
             return
-        _table("registry history", ["#", "when", "actor", "action", "alias", "version", "previous", "weight",
-                                    "reason", "numbers"],
-               [[e.id, _when(e.at), e.actor, e.action, e.alias, e.version, e.previous, e.weight, e.reason,
-                 json.dumps(e.numbers) if e.numbers else ""] for e in entries])
+        columns = ["#", "when", "actor", "change", "reason"] + (["numbers"] if numbers else [])
+        _table("registry history", columns,
+               [[e.id, _when(e.at), e.actor, _change(e), e.reason] + ([_numbers(e.numbers)] if numbers else [])
+                for e in entries], wide={"reason", "numbers"})
 
     _run(ctx, body)
 

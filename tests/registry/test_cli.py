@@ -54,6 +54,16 @@ def test_promote_rollback_history(cli):
     assert "latency up" in cli("history").output
 
 
+def test_history_fits_a_100_column_terminal(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    cli("promote", "v1", "--to", "production", "--reason", "first")
+    cli("promote", "v3", "--to", "production", "--reason", "better: " + "a long explanation " * 8)
+    out = cli("history", "--numbers").output
+    assert max(len(line) for line in out.splitlines()) <= 100, out
+    assert "production v1 -> v3" in out and "cli:registry promote" in out  # nothing cut short
+    assert "…" not in out  # short columns are never cut, the reason wraps
+
+
 def test_errors_are_messages_with_exit_code_1(cli):
     rejected = cli("promote", "v2", "--to", "canary", "--reason", "x")
     assert rejected.exit_code == 1 and "v2 was rejected by the gate" in rejected.output
