@@ -19,6 +19,7 @@ because its import costs seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 
@@ -37,6 +38,9 @@ class ValidationOutcome:
     failures: list[dict[str, Any]]  # readable: name, expectation, unexpected_count, element_count, examples
     metrics: dict[str, Any]  # content of metrics/validate.json
     report: dict[str, Any]  # content of the --report file (includes the full GX result)
+
+
+DOCS_SITE = "distill"
 
 
 def _with_leak_column(table: "pd.DataFrame") -> "pd.DataFrame":
@@ -131,8 +135,11 @@ def _readable(result, examples: int) -> dict[str, Any]:
     return out
 
 
-def validate(table: "pd.DataFrame", cfg: "ValidateConfig") -> ValidationOutcome:
-    """Run the suite on ``table``; never raises on bad data (see :func:`check` for the raising form)."""
+def validate(table: "pd.DataFrame", cfg: "ValidateConfig", docs_dir: str | Path | None = None) -> ValidationOutcome:
+    """Run the suite on ``table``; never raises on bad data (see :func:`check` for the raising form).
+
+    With ``docs_dir``, Great Expectations' Data Docs of this run (the suites, and each validation with its
+    failing rows) are built there, replacing what an earlier run left: open ``<docs_dir>/index.html``."""
     import logging
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the stage log
@@ -141,6 +148,13 @@ def validate(table: "pd.DataFrame", cfg: "ValidateConfig") -> ValidationOutcome:
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if docs_dir is not None:
+        import shutil
+
+        shutil.rmtree(docs_dir, ignore_errors=True)
+        context.add_data_docs_site(site_name=DOCS_SITE, site_config={
+            "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(docs_dir).resolve())}})
     source = context.data_sources.add_pandas("ingested")
     main_suite, share_suite = _suites(table, cfg)
     frame = _with_leak_column(table) if {"split", "text"} <= set(table.columns) else table
@@ -151,15 +165,16 @@ def validate(table: "pd.DataFrame", cfg: "ValidateConfig") -> ValidationOutcome:
     for asset_name, data, expectations, index_columns in runs:
         if not expectations:
             continue
-        batch = source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe("all").get_batch(
-            batch_parameters={"dataframe": data})
-        suite = gx.ExpectationSuite(name=asset_name)
+        batches = source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe("all")
+        suite = context.suites.add(gx.ExpectationSuite(name=asset_name))
         for _, expectation in expectations:
             suite.add_expectation(expectation)
         result_format = {"result_format": "SUMMARY", "partial_unexpected_count": max(cfg.examples, 1)}
         if index_columns:
             result_format["unexpected_index_column_names"] = index_columns
-        result = batch.validate(suite, result_format=result_format)
+        definition = context.validation_definitions.add(gx.ValidationDefinition(name=asset_name, data=batches,
+                                                                                suite=suite))
+        result = definition.run(batch_parameters={"dataframe": data}, result_format=result_format)
         gx_results[asset_name] = result.to_json_dict()
         for r in result.results:
             item = _readable(r, cfg.examples)
@@ -168,6 +183,8 @@ def validate(table: "pd.DataFrame", cfg: "ValidateConfig") -> ValidationOutcome:
             if not r.success:
                 failures.append(item)
 
+    if docs_dir is not None:
+        context.build_data_docs(site_names=[DOCS_SITE])
     success = not failures
     metrics = {"success": success, "rows": len(table), "failed": [f["name"] for f in failures],
                "expectations": dict(sorted(per_expectation.items()))}

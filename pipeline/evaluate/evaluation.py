@@ -116,12 +116,20 @@ def calibration_record(result, bundle_temperature: float = 1.0) -> dict[str, Any
     return record
 
 
-def write_outputs(result, info: dict, gate_path, report_path, metrics_path, calibration_path=None) -> None:
+def write_outputs(result, info: dict, gate_path, report_path, metrics_path, calibration_path=None,
+                  data_docs=None) -> None:
+    """gate.json, gate.md (linking ``data_docs``, the validate stage's Data Docs folder, when it exists),
+    the flat metrics and the calibration record."""
+    import os
+
     from pipeline.evaluate.report import flat_metrics, gate_json, gate_markdown
     from pipeline.io import atomic_write_bytes
 
     write_json(gate_path, gate_json(result.verdict, result.metrics, result.details, info))
-    atomic_write_bytes(report_path, gate_markdown(result.verdict, result.metrics, result.details, info).encode())
+    index = Path(data_docs) / "index.html" if data_docs is not None else None
+    link = os.path.relpath(index, Path(report_path).parent) if index is not None and index.is_file() else None
+    atomic_write_bytes(report_path, gate_markdown(result.verdict, result.metrics, result.details, info,
+                                                  data_docs=link).encode())
     write_json(metrics_path, flat_metrics(result.verdict, result.metrics))
     if calibration_path is not None:
         write_json(calibration_path, calibration_record(result, info.get("bundle_temperature", 1.0)))

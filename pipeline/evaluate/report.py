@@ -85,13 +85,17 @@ def _check_table(checks: list[Check]) -> list[str]:
     return rows
 
 
-def gate_markdown(verdict: Verdict, metrics: Metrics, details: dict[str, Any], info: dict[str, Any]) -> str:
-    """The readable report: verdict, failing checks first, then one table per suite."""
+def gate_markdown(verdict: Verdict, metrics: Metrics, details: dict[str, Any], info: dict[str, Any],
+                  data_docs: str | None = None) -> str:
+    """The readable report: verdict, failing checks first, then one table per suite; ``data_docs`` is the
+    link (relative to the report) to the validate stage's Great Expectations Data Docs."""
     lines = [f"# Gate: {'PASSED' if verdict.passed else 'FAILED'}", ""]
     lines.append(f"{len(verdict.checks)} checks, {len(verdict.failing)} failing. "
                  f"Gated models: {', '.join(info.get('gate_models', []))}.")
     if info.get("champion"):
         lines.append(f"Champion: {info['champion']}.")
+    if data_docs:
+        lines.append(f"Input data: the validate stage's [Great Expectations Data Docs]({data_docs}).")
     if verdict.failing:
         lines += ["", "## Failing checks", ""] + _check_table(verdict.failing)
     lines += ["", "## Checks", "",

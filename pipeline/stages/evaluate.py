@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         params = load_stage_params(args)
         result, info = evaluate_stage(params, args.bundle, args.teacher_dir, args.data, args.labels, args.suites_root)
-        write_outputs(result, info, args.gate, args.report, args.metrics, args.calibration)
+        docs = outputs.paths().get("data_docs")  # a dvc.yaml of your own may not build Data Docs
+        write_outputs(result, info, args.gate, args.report, args.metrics, args.calibration, data_docs=docs)
         verdict = result.verdict
         log.info("gate %s: %d checks, %d failing%s", "PASSED" if verdict.passed else "FAILED", len(verdict.checks),
                  len(verdict.failing), "".join(f"\n  - {c.suite} {c.metric} [{c.model}]" for c in verdict.failing))

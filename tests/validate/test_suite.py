@@ -128,3 +128,20 @@ def test_main_writes_report_then_raises_a_readable_error(tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["success"] is False and "table" in report["gx_results"]
     assert json.loads((tmp_path / "m.json").read_text())["failed"] == ["id_unique"]
+
+
+def test_data_docs_show_the_failing_expectation_and_replace_an_earlier_run(tmp_path):
+    docs = tmp_path / "data-docs"
+    (docs / "validations").mkdir(parents=True)
+    (docs / "validations" / "stale.html").write_text("an earlier run")
+    table = _clean_table()
+    table.loc[7, "id"] = "id8"
+    outcome = validate(table, CFG, docs_dir=docs)
+    assert outcome.success is False
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    assert "table" in index and "labeled_class_shares" in index
+    pages = list((docs / "validations").rglob("*.html"))
+    assert len(pages) == 2 and not (docs / "validations" / "stale.html").exists()
+    failed = next(p for p in pages if "/table/" in p.as_posix()).read_text(encoding="utf-8")
+    assert "expect_column_values_to_be_unique" in failed or "values must be unique" in failed.lower()
+    assert "id8" in failed  # the failing rows are on the page
