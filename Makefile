@@ -21,9 +21,13 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 # dvc.yaml stages call `python`: make it the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test install system-deps llm-local-install llm-local lock clean
+.PHONY: demo demo-drift test install system-deps llm-local-install llm-local lock clean
 demo: install
 	$(BIN)/distill demo
+
+# After `make demo`: shifted traffic, the monitor's breach, and the retrain its drift trigger starts.
+demo-drift: install
+	$(BIN)/distill demo --drift
 
 test: install system-deps llm-local-install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

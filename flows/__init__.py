@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pipeline.numbers import fmt, pct
+
+__all__ = ["fmt", "named_run", "pct", "tag_run"]
 
 
 def named_run(kind: str, root_parameter: str | None = "root"):
@@ -31,16 +33,3 @@ def tag_run(*tags: str) -> None:
     with get_client(sync_client=True) as client:
         current = client.read_flow_run(flow_run.id).tags
         client.update_flow_run(flow_run.id, tags=sorted(set(current) | {"distill", *tags}))
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A number as an operator reads it: 4 significant digits, no 16-digit floats; others as they are."""
-    if isinstance(value, bool) or value is None:
-        return "n/a" if value is None else str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def pct(value: Any) -> str:
-    return "n/a" if not isinstance(value, (int, float)) else f"{100 * value:.1f} %"

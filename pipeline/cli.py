@@ -78,11 +78,18 @@ def retrain(push: bool = typer.Option(True, help="push outputs to the DVC remote
 
 
 @app.command("demo")
-def demo(push: bool = typer.Option(True, help="push outputs to the DVC remote")) -> None:
+def demo(push: bool = typer.Option(True, help="push outputs to the DVC remote"),
+         drift: bool = typer.Option(False, "--drift", help="after a demo: replay shifted traffic, let the monitor "
+                                    "breach, and run the retrain its drift trigger starts")) -> None:
     """Run the whole pipeline on the embedded default and print what it produced and where."""
-    from pipeline.demo import run_demo
+    from pipeline.demo import run_demo, run_drift
+    from pipeline.errors import DistillError
 
-    raise typer.Exit(run_demo(push=push))
+    try:
+        raise typer.Exit(run_drift(push=push) if drift else run_demo(push=push))
+    except DistillError as exc:
+        typer.echo(f"distill demo: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("bench")

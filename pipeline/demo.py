@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 from pipeline import outputs
 from pipeline.errors import DistillError
+from pipeline.numbers import fmt
 
 
 def _read(path: Path) -> dict:
@@ -40,11 +41,6 @@ def _outputs(root: Path) -> list[tuple[str, str]]:
 
     return [(name, path) for name, files in stage_files(root).items() for kind in ("outs", "metrics")
             for path in files[kind]]
-
-
-def _num(value) -> str:
-    """A share for people: 0.1667, not 0.16666666666666666 (None stays visible as n/a)."""
-    return "n/a" if value is None else f"{value:.4g}"
 
 
 def teacher_size_mb(params, root: Path) -> float | None:
@@ -108,7 +104,7 @@ def summary(root: Path, params, retrain: dict, canary: dict | None, monitor: dic
         verdict = monitor.get("verdict", {})
         share, agreement = monitor.get("drift", {}).get("drift_share"), monitor.get("teacher", {}).get("agreement")
         lines.append(f"monitor: {verdict.get('status')} over {monitor.get('rows')} predictions; drift share "
-                     f"{_num(share)}, teacher agreement {_num(agreement)} on {monitor.get('teacher', {}).get('rows')} texts")
+                     f"{fmt(share)}, teacher agreement {fmt(agreement)} on {monitor.get('teacher', {}).get('rows')} texts")
     lines += ["", "where to look:",
               f"  {outputs.path('gate_report')!s:<31} the gate report (every suite, every check)",
               f"  {params.monitor.report_path:<31} the latest monitor verdict",
@@ -191,3 +187,91 @@ def run_demo(root: str | Path = ".", push: bool = True) -> int:
             server.stop()
     print(summary(root, params, result, canary, monitor, traffic, time.perf_counter() - started))
     return 0 if result.get("gate_passed") else 1
+
+
+def shifted_texts(ingested, seed: int) -> tuple[list[str], str]:
+    """The drift replay: transfer-set texts (never the test split) of the rarest label alone, each with a
+    few typos, shuffled with ``seed``.
+
+    Traffic that is one class only moves the label mix, the confidence and the text descriptors away
+    from the reference, on any data set; the typos make them texts the pipeline has never seen, so the
+    disagreements the monitor sends to feedback/ are new rows for the retrain's transfer set (and no test
+    text leaks into training)."""
+    from pipeline.evaluate import perturb
+
+    pool = ingested[(ingested["split"] != "test") & ingested["label"].notna()]
+    counts = pool["label"].value_counts()
+    label = str(sorted(counts.index[counts == counts.min()])[0])  # ties: the first name, so runs agree
+    texts = pool.loc[pool["label"] == label, "text"].sample(frac=1.0, random_state=seed).tolist()
+    return perturb.apply("typos", texts, seed, rate=0.05), label
+
+
+def run_drift(root: str | Path = ".", push: bool = True, retrain_after: bool = True) -> int:
+    """After ``make demo``: replay shifted traffic to the production model, run the monitor flow (it should
+    end in the Breach state and emit ``distill.monitor.drift``), then run the retrain that the
+    ``retrain-on-drift`` trigger of flows/deploy.py starts on that event. Exit 0 when the monitor
+    breached, 1 when it did not."""
+    import pandas as pd
+
+    from flows.monitor import monitor as monitor_flow
+    from flows.retrain import run as retrain
+    from pipeline import predlog
+    from pipeline.config import load_params
+    from pipeline.registry import open_registry
+    from pipeline.serve.loadgen import LoadGenerator
+    from pipeline.serve.process import ServerProcess
+
+    root = Path(root).resolve()
+    os.chdir(root)
+    params = load_params(root / "params.yaml")
+    with open_registry(params.registry, root=root) as registry:
+        production = registry.get_alias("production").version
+    if production is None:
+        raise DistillError("no production model yet: run `make demo` first, then `distill demo --drift`")
+    texts, label = shifted_texts(pd.read_parquet(outputs.path("ingested", root), columns=["text", "label", "split"]),
+                                 params.seed)
+    # a prediction log of its own: the monitor's window holds the shifted replay and nothing else
+    db = root / ".distill" / "drift-predictions.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    log_url = f"sqlite:///{db}"
+    from pipeline.serve.logwriter import ack_path
+
+    for stale in (db, ack_path(log_url)):  # the log and its acknowledged-rows counter go together
+        stale.unlink(missing_ok=True)
+    print(f"drift: replaying {len(texts)} '{label}' texts with typos, and nothing else, to production "
+          f"{production.id}", flush=True)
+    url = urlparse(params.canary.server_url)
+    server = ServerProcess(root / "params.yaml", root, env={"DISTILL_PREDICTION_LOG_URL": log_url},
+                           port=url.port or 8000, log=root / ".distill" / "drift-server.log")
+    engine, tbl = predlog.connect(log_url)
+    try:
+        try:
+            server.wait_ready(timeout=120, need_model=True)
+        except (RuntimeError, TimeoutError) as exc:
+            raise DistillError(f"the model server did not start on {params.canary.server_url} "
+                               f"(is the port taken?): {exc}") from None
+        with LoadGenerator(server.url, texts, workers=3):
+            _wait_for_production_rows(engine, tbl, 0.0, max(params.monitor.thresholds.min_rows, 300), 120)
+    finally:
+        engine.dispose()
+        server.stop()
+    state = monitor_flow(root=str(root), log_url=log_url, return_state=True)
+    found = state.result()
+    breaches = ", ".join(f"{b['check']} {fmt(b['value'])} (limit {fmt(b['limit'])})"
+                         for b in found["verdict"]["breaches"])
+    print(f"monitor: {found['verdict']['status']} over {found['rows']} predictions (Prefect state {state.name})"
+          + (f": {breaches}" if breaches else "") + f"; {found['feedback']['rows']} disagreements -> feedback/",
+          flush=True)
+    if found["verdict"]["status"] != "breach":
+        return 1
+    if retrain_after:
+        print("retrain: the retrain-on-drift trigger (flows/deploy.py) starts the retrain deployment on the "
+              "distill.monitor.drift event; without a served deployment, it runs here", flush=True)
+        result = retrain(root=str(root), push=push)
+        ran = [r["stage"] for r in result["stages"] if r["ran"]]
+        same = result.get("registered") == production.id
+        print(f"retrain: stages run {', '.join(ran) or 'none'}; gate "
+              f"{'PASSED' if result.get('gate_passed') else 'FAILED'}; registered {result.get('registered')}"
+              + (" (the same bundle as production: nothing new to learn from)" if same else
+                 " as the candidate: `distill canary` rolls it out" if result.get("gate_passed") else " as rejected"))
+    return 0

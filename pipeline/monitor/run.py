@@ -140,7 +140,9 @@ def _finish(summary, cfg, at, started, until, alerted) -> MonitorResult:
     summary.seconds = round(time.perf_counter() - started, 2)
     write_json(at(cfg.report_path), summary.to_dict())
     remember_window(at(cfg.state_path), until)
+    from pipeline.numbers import fmt
+
     (log.warning if alerted else log.info)("monitor %s: %s, %d rows, drift share %s, agreement %s on %d rows, %d disagreements -> feedback",
-             summary.run_id, summary.status, summary.rows, summary.drift["drift_share"],
-             summary.teacher["agreement"], summary.teacher["rows"], summary.feedback["rows"])
+             summary.run_id, summary.status, summary.rows, fmt(summary.drift["drift_share"]),
+             fmt(summary.teacher["agreement"]), summary.teacher["rows"], summary.feedback["rows"])
     return MonitorResult(summary, alerted)

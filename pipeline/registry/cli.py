@@ -100,7 +100,7 @@ def _change(e) -> str:
 
 
 def _numbers(numbers: dict[str, Any] | None) -> str:
-    from flows import fmt
+    from pipeline.numbers import fmt
 
     return ", ".join(f"{k}={fmt(v)}" for k, v in (numbers or {}).items() if not isinstance(v, (dict, list)))
 

@@ -46,6 +46,9 @@ class Encoder:
     def __init__(self, name: str, max_length: int = 256, batch_size: int = 64, length_bucketing: bool = True,
                  cache_dir: str | Path | None = None):
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar is noise in stage and flow logs
 
         self.source = resolve_encoder(name)
         local = Path(self.source).is_dir()

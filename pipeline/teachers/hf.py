@@ -19,6 +19,9 @@ from pipeline.teachers.files import source_digest, weight_files_in
 class HFTeacher:
     def __init__(self, cfg: HFConfig):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar is noise in stage and flow logs
 
         if not cfg.model:
             raise TeacherError("teacher.hf.model is not set: give a local model directory or a hub id")
