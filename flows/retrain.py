@@ -42,7 +42,12 @@ class GateFailed(DistillError):
 @task
 def dvc_stage(name: str, root: str) -> dict:
     logger = get_run_logger()
-    result = dvcops.repro_stage(name, root, on_line=logger.info)
+
+    def line(text: str) -> None:  # the stage's own WARNING and ERROR lines keep their level in the task log
+        level = "error" if " ERROR " in text else "warning" if " WARNING " in text else "info"
+        getattr(logger, level)(text)
+
+    result = dvcops.repro_stage(name, root, on_line=line)
     return {"stage": result.stage, "ran": result.ran, "seconds": result.seconds}
 
 
