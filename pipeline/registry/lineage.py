@@ -68,7 +68,23 @@ def _git_state(repo: Path) -> tuple[str | None, bool | None]:
     if commit is None:
         return None, None
     status = git("status", "--porcelain", "--untracked-files=no")
-    return commit.strip(), (bool(status.strip()) if status is not None else None)
+    if status is None:
+        return commit.strip(), None
+    written = _run_outputs(repo)
+    edited = [line[3:].strip('"') for line in status.splitlines() if line.strip()]
+    # what the pipeline run itself rewrote (dvc.lock, the stages' metrics files) is not a local edit
+    return commit.strip(), any(path not in written for path in edited)
+
+
+def _run_outputs(repo: Path) -> set[str]:
+    """dvc.lock and every output path dvc.yaml declares (the files ``dvc repro`` writes), repo-relative."""
+    try:
+        from pipeline.outputs import stage_files
+
+        files = stage_files(repo)
+    except Exception:  # no dvc.yaml, or one that does not parse: nothing is exempt
+        return set()
+    return {"dvc.lock"} | {p for kinds in files.values() for paths in kinds.values() for p in paths}
 
 
 def run_name(kind: str, repo_dir: str | Path = ".") -> str:

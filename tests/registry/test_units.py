@@ -68,6 +68,26 @@ def test_lineage_reads_git_and_dvc_lock(tmp_path):
     assert parse_dvc_lock("") == {}
 
 
+def test_what_a_pipeline_run_rewrites_is_not_a_local_edit(tmp_path):
+    """A fresh clone after `dvc repro` registers clean versions: dvc.lock and the declared outputs changed,
+    no code did. An edited source file still makes the version dirty."""
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "dvc.yaml").write_text("vars:\n  - paths:\n      m: metrics/m.json\nstages:\n  s:\n"
+                                       "    cmd: python s.py\n    deps: [s.py]\n    metrics:\n"
+                                       "      - ${paths.m}:\n          cache: false\n")
+    (tmp_path / "metrics").mkdir()
+    for name, text in {"dvc.lock": "stages: {}\n", "metrics/m.json": "{}", "s.py": "print(1)\n"}.items():
+        (tmp_path / name).write_text(text)
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    (tmp_path / "dvc.lock").write_text("stages: {s: {}}\n")
+    (tmp_path / "metrics/m.json").write_text('{"accuracy": 0.9}')
+    assert collect_lineage(tmp_path).git_dirty is False
+    (tmp_path / "s.py").write_text("print(2)\n")
+    assert collect_lineage(tmp_path).git_dirty is True
+
+
 def test_cli_help_does_not_import_sqlalchemy():
     code = "import sys, pipeline.cli; print('sqlalchemy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
