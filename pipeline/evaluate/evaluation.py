@@ -46,9 +46,10 @@ def champion_bundle_dir(params, cfg) -> tuple[Path | None, str | None]:
 
     with open_registry(registry_cfg) as reg:
         state = reg.get_alias(cfg.champion.alias)
-    if state.version is None:
-        return None, None
-    return Path(state.version.artifact_location), f"registry {cfg.champion.alias} = {state.version.id}"
+        if state.version is None:
+            return None, None
+        path = reg.artifact_path(state.version.id)  # the store's copy, wherever the project now lives
+    return path, f"registry {cfg.champion.alias} = {state.version.id}"
 
 
 def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data_path: str | Path,

@@ -50,13 +50,12 @@ def agreement(probs_a: np.ndarray, probs_b: np.ndarray) -> float:
 
 
 def _wilson(share: float, n: int, confidence: float) -> tuple[float, float]:
-    from statistics import NormalDist
+    """The Wilson score interval (statsmodels) whose each end is a one-sided bound at ``confidence``."""
+    from statsmodels.stats.proportion import proportion_confint
 
-    z = NormalDist().inv_cdf(confidence)
-    denom = 1.0 + z * z / n
-    centre = share + z * z / (2 * n)
-    spread = z * np.sqrt(share * (1.0 - share) / n + z * z / (4 * n * n))
-    return (centre - spread) / denom, (centre + spread) / denom
+    low, high = proportion_confint(share * n, n, alpha=2.0 * (1.0 - confidence), method="wilson")
+    # exact at the ends (the closed form is 0 and 1 there; floating point gives 1 - 1e-16)
+    return (0.0 if share <= 0.0 else float(low)), (1.0 if share >= 1.0 else float(high))
 
 
 def wilson_upper(share: float, n: int, confidence: float) -> float:

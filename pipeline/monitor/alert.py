@@ -8,7 +8,6 @@ report and the event still record the breach.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from pipeline.monitor.summary import MonitorSummary
@@ -49,25 +48,36 @@ def alert_payload(summary: MonitorSummary, report_path: str, dashboard_url: str 
 
 
 def send_webhook(url: str, payload: dict[str, Any], retries: int, backoff_s: float, timeout_s: float) -> dict[str, Any]:
-    """POST ``payload``; retry connection errors, 429 and 5xx with exponential backoff. Never raises."""
+    """POST ``payload``; retry connection errors, 429 and 5xx with exponential backoff (tenacity). Never raises."""
     import httpx
+    from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
-    attempts, last = 0, ""
-    for attempt in range(retries + 1):
-        attempts += 1
+    def retryable(resp) -> bool:  # a 4xx other than 429 will not get better by retrying
+        return resp is None or resp.status_code == 429 or resp.status_code >= 500
+
+    last = {"error": ""}
+
+    def post():
         try:
             resp = httpx.post(url, json=payload, timeout=timeout_s)
-            if resp.status_code < 300:
-                return {"sent": True, "attempts": attempts, "status": resp.status_code}
-            last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-            if resp.status_code != 429 and resp.status_code < 500:
-                break  # a 4xx other than 429 will not get better by retrying
         except httpx.HTTPError as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        if attempt < retries:
-            time.sleep(backoff_s * (2 ** attempt))
-    log.error("alert webhook failed after %d attempt(s): %s", attempts, last)
-    return {"sent": False, "attempts": attempts, "error": last}
+            last["error"] = f"{type(exc).__name__}: {exc}"
+            return None
+        if resp.status_code >= 300:
+            last["error"] = f"HTTP {resp.status_code}: {resp.text[:200]}"
+        return resp
+
+    retrying = Retrying(stop=stop_after_attempt(retries + 1), retry=retry_if_result(retryable),
+                        wait=wait_exponential(multiplier=backoff_s, min=backoff_s), reraise=False)
+    try:
+        resp = retrying(post)
+    except RetryError:
+        resp = None
+    attempts = retrying.statistics.get("attempt_number", 1)
+    if resp is not None and resp.status_code < 300:
+        return {"sent": True, "attempts": attempts, "status": resp.status_code}
+    log.error("alert webhook failed after %d attempt(s): %s", attempts, last["error"])
+    return {"sent": False, "attempts": attempts, "error": last["error"]}
 
 
 def emit_breach_event(event: str, summary: MonitorSummary) -> str | None:

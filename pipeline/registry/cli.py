@@ -146,7 +146,7 @@ def show(ctx: typer.Context, version: str = typer.Argument(..., help="version id
         rows = [["status", v.status], ["created", _when(v.created_at)], ["actor", v.actor], ["reason", v.reason],
                 ["git commit", f"{v.git_commit or 'unknown'}{' (dirty)' if v.git_dirty else ''}"],
                 ["dvc.lock md5", v.dvc_lock_md5], ["bundle digest", v.bundle_digest],
-                ["artifact", v.artifact_location]]
+                ["artifact", str(reg.artifacts_dir / v.artifact_location)]]
         rows += [["rejected because", r] for r in v.reasons]
         rows += [[f"metric {k}", json.dumps(val)] for k, val in v.metrics.items()]
         for check in v.gate.get("checks") or []:

@@ -57,7 +57,7 @@ class Version:
     dvc_stages: dict[str, Any] | None
     dvc_lock_md5: str | None
     bundle_digest: str
-    artifact_location: str
+    artifact_location: str  # the bundle's folder inside registry.artifacts_dir (never an absolute path)
     actor: str
     reason: str
 
@@ -197,7 +197,7 @@ class Registry:
                              metrics=_jsonable(dict(metrics or {})), params=params_snapshot,
                              git_commit=lineage.git_commit, git_dirty=lineage.git_dirty,
                              dvc_stages=lineage.dvc_stages, dvc_lock_md5=lineage.dvc_lock_md5,
-                             bundle_digest=digest, artifact_location=str(location.resolve()),
+                             bundle_digest=digest, artifact_location=location.relative_to(self.artifacts_dir).as_posix(),
                              actor=actor, reason=reason)
             s.add(row)
             s.flush()
