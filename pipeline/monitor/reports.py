@@ -18,6 +18,8 @@ from pipeline.monitor.descriptors import DESCRIPTORS
 
 DRIFT_COLUMNS = ["text", *DESCRIPTORS, "label", "confidence"]
 DRIFT_TAG, QUALITY_TAG = "drift", "quality"
+# monitor.thresholds recorded in every drift snapshot, drawn as lines beside the values they limit
+THRESHOLD_COLUMNS = ("agreement_floor", "drift_share_ceiling")
 # Evidently tests whose score is a p-value (drift when below the threshold); the others are distances
 # or scores (drift when at or above it). Evidently names a default test "<name> p_value".
 P_VALUE_TESTS = {"ks", "chisquare", "z", "fisher_exact", "t_test", "mannw", "anderson", "cramer_von_mises",
@@ -29,8 +31,9 @@ TAB = "Monitor"
 def panels(labels: list[str] | None = None, thresholds=None) -> list[dict[str, Any]]:
     """The dashboard, top to bottom: counters of the latest run, then the series over runs.
 
-    Per-label series carry the label as their legend; the alert thresholds (``monitor.thresholds``) are in
-    the subtitles, since Evidently's plots draw no reference lines. docs/monitoring.md lists the same panels."""
+    Per-label series carry the label as their legend; the alert thresholds (``monitor.thresholds``) are
+    in the subtitles and drawn as lines (each run's drift snapshot records them, :func:`drift_snapshot`).
+    docs/monitoring.md lists the same panels."""
     floor = getattr(thresholds, "agreement_floor", None)
     ceiling = getattr(thresholds, "drift_share_ceiling", None)
     agreement = {"metric": "Accuracy", "tags": [QUALITY_TAG]}
@@ -49,9 +52,13 @@ def panels(labels: list[str] | None = None, thresholds=None) -> list[dict[str, A
          "values": [{"legend": "confidence", **confidence}]},
         {"title": "Rows (latest run)", "type": "counter", "subtitle": None, "values": [{"legend": "rows", **rows}]},
         {"title": "Teacher agreement", "type": "line", "subtitle": alert_low,
-         "values": [{"legend": "agreement", **agreement}]},
+         "values": [{"legend": "agreement", **agreement},
+                    {"legend": "alert below", "metric": "MeanValue", "metric_labels": {"column": "agreement_floor"},
+                     "tags": [DRIFT_TAG]}]},
         {"title": "Drift share", "type": "line", "subtitle": alert_high,
-         "values": [{"legend": "drifted columns (share)", **drift}]},
+         "values": [{"legend": "drifted columns (share)", **drift},
+                    {"legend": "alert above", "metric": "MeanValue",
+                     "metric_labels": {"column": "drift_share_ceiling"}, "tags": [DRIFT_TAG]}]},
         {"title": "Label mix", "type": "bar", "subtitle": "share of the window's predictions per label",
          "values": ([{"legend": name, "metric": "UniqueValueCount", "tags": [DRIFT_TAG],
                       "metric_labels": {"column": "label", "value_type": "share", "label": name}} for name in names]
@@ -67,15 +74,18 @@ def panels(labels: list[str] | None = None, thresholds=None) -> list[dict[str, A
     return [p for p in out if p["values"]]
 
 
-def drift_snapshot(current, reference, timestamp: datetime, metadata: dict[str, Any]):
+def drift_snapshot(current, reference, timestamp: datetime, metadata: dict[str, Any], thresholds=None):
+    """The drift snapshot; with ``thresholds``, their alert limits ride along as constant columns whose
+    means are the dashboard's threshold lines (not drift-tested: the preset names its columns)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import MeanValue, RowCount, UniqueValueCount
     from evidently.presets import DataDriftPreset
 
-    definition = DataDefinition(text_columns=["text"], numerical_columns=[*DESCRIPTORS, "confidence"],
+    limits = {c: float(getattr(thresholds, c)) for c in THRESHOLD_COLUMNS} if thresholds is not None else {}
+    definition = DataDefinition(text_columns=["text"], numerical_columns=[*DESCRIPTORS, "confidence", *limits],
                                 categorical_columns=["label"])
-    cur = Dataset.from_pandas(current[DRIFT_COLUMNS], data_definition=definition)
-    ref = Dataset.from_pandas(reference[DRIFT_COLUMNS], data_definition=definition)
+    cur = Dataset.from_pandas(current[DRIFT_COLUMNS].assign(**limits), data_definition=definition)
+    ref = Dataset.from_pandas(reference[DRIFT_COLUMNS].assign(**limits), data_definition=definition)
     report = Report([
         # p-value tests at every size (Evidently switches to distances past 1,000 rows by default), so
         # one descriptor threshold means the same thing for any window; the text uses a fast
@@ -83,6 +93,7 @@ def drift_snapshot(current, reference, timestamp: datetime, metadata: dict[str, 
         DataDriftPreset(columns=DRIFT_COLUMNS, num_method="ks", cat_method="chisquare",
                         text_method="abs_text_content_drift"),
         RowCount(), MeanValue(column="confidence"), UniqueValueCount(column="label"),
+        *[MeanValue(column=c) for c in limits],
     ], tags=[DRIFT_TAG], metadata=metadata)
     import warnings
 
@@ -133,7 +144,7 @@ def drift_numbers(snapshot) -> dict[str, Any]:
                 "drifted": score < cfg["threshold"] if is_p else score >= cfg["threshold"], "p_value": is_p}
         elif kind == "RowCount":
             out["rows"] = int(m["value"])
-        elif kind == "MeanValue":
+        elif kind == "MeanValue" and cfg.get("column") == "confidence":
             out["mean_confidence"] = float(m["value"])
         elif kind == "UniqueValueCount":
             out["label_mix"] = {k: round(float(v), 4) for k, v in sorted(m["value"]["shares"].items())}

@@ -98,7 +98,7 @@ def run_monitor(params, *, bundle_dir: str | Path | None = None, ingested_path: 
 
     stamp = reports.now_utc() if now is None else reports.datetime.fromtimestamp(until, reports.timezone.utc)
     meta = {"run_id": run_id, "rows": str(len(rows))}
-    drift_snap = reports.drift_snapshot(current, ref_frame, stamp, meta)
+    drift_snap = reports.drift_snapshot(current, ref_frame, stamp, meta, cfg.thresholds)
     summary.drift = reports.drift_numbers(drift_snap)
     snaps = [drift_snap]
     if len(labeled) >= cfg.thresholds.min_teacher_rows:

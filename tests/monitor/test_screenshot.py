@@ -51,6 +51,17 @@ def test_dashboard_shows_latest_values_thresholds_and_label_names(banking_world,
         assert title in text, f"panel {title!r} is not on the rendered dashboard"
     thresholds = params.monitor.thresholds
     assert f"alert below {thresholds.agreement_floor}" in text and f"alert above {thresholds.drift_share_ceiling}" in text
+    # the thresholds are also series of their own (each drift snapshot records them), drawn beside the values
+    import json
+
+    recorded = {}
+    for snap in (Path(workspace) / project / "snapshots").glob("*.json"):
+        for m in json.loads(snap.read_text())["metric_results"].values():
+            column = (m.get("metric_value_location") or {}).get("metric", {}).get("params", {}).get("column")
+            if column in ("agreement_floor", "drift_share_ceiling"):
+                recorded[column] = m["value"]
+    assert recorded == {"agreement_floor": thresholds.agreement_floor,
+                        "drift_share_ceiling": thresholds.drift_share_ceiling}, recorded
     # the counters show the latest run's values, not a count of runs
     agreement = latest.teacher["agreement"]
     assert agreement < 0.5
