@@ -32,8 +32,9 @@ WORKER = textwrap.dedent("""
         reg.set_alias("canary", "v1" if i % 2 else "v2", actor=name, reason=f"{name} change {i}",
                       numbers={"i": i}, weight=(i % 10) / 10)
         # A short pause like a real flow's: SQLite's busy handler is not fair, and a writer looping
-        # with no pause at all could take every turn, which would not exercise the interleaving.
-        time.sleep(random.random() * 0.02)
+        # with no pause at all could take every turn (seen on a loaded 2-core machine with a 20 ms pause),
+        # which would not exercise the interleaving.
+        time.sleep(0.005 + random.random() * 0.05)
     reg.close()
 """)
 
