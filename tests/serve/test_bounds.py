@@ -127,7 +127,9 @@ def test_health_answers_while_the_model_works_and_saturation_is_429(tmp_path, bu
         refused = [h for code, _, h in results if code == 429]
         assert all(h.get("retry-after") == "1" for h in refused)
         last_200 = max(at for code, at, _ in results if code == 200)
-        assert max(health_at) < last_200  # health answered while inference was still running
+        # health answered while inference was still running (the first of the 5; a fast machine may finish
+        # the heavy requests before the last)
+        assert min(health_at) < last_200
         assert metric(server.url, "distill_rejected_requests_total", reason="serve.max_pending") == len(refused)
     finally:
         server.stop()
