@@ -69,21 +69,23 @@ def _read(root: str, name: str) -> dict:
 
 
 def headline(root: str, gate: bool | None, registered: str | None) -> tuple[str, list[tuple[str, str]]]:
-    """The verdict line and the few numbers an operator looks at first (rounded)."""
+    """The verdict line and the few numbers an operator looks at first (rounded): the summary stage's
+    headline numbers (pipeline/summary.py), computed from the stage records the run left."""
+    from pipeline.summary import summarize as headline_numbers
+
     ev = _read(root, "evaluate_metrics")
-    student, teacher = ev.get("gold.student_int8.accuracy"), ev.get("gold.teacher.accuracy")
-    export = _read(root, "export_metrics")
+    top = headline_numbers(_read(root, "label_metrics"), _read(root, "export_metrics"), ev)
     verdict = {True: "gate PASSED", False: "gate FAILED", None: "no gate ran"}[gate]
     if registered:
         verdict += f", {registered} registered" + (" as candidate" if gate else " as rejected")
     rows = [
-        ("student int8 accuracy (gold test)", pct(student)),
-        ("teacher accuracy (gold test)", pct(teacher)),
-        ("retention (student / teacher)", pct(student / teacher) if student and teacher else "n/a"),
-        ("agreement with the teacher", pct(ev.get("agreement.student_int8.agreement"))),
+        ("student int8 accuracy (gold test)", pct(top["accuracy"])),
+        ("teacher accuracy (gold test)", pct(ev.get("gold.teacher.accuracy"))),
+        ("retention (student / teacher)", pct(top["retention"])),
+        ("agreement with the teacher", pct(top["agreement"])),
         ("gate checks failed", f"{fmt(ev.get('failed_checks'))} of {fmt(ev.get('checks'))}"),
-        ("int8 model size", f"{fmt(ev.get('budgets.student_int8.size_mb'), 3)} MB"),
-        ("int8 texts/s", fmt((export.get("speed_int8") or {}).get("texts_per_s"), 3)),
+        ("int8 model size", f"{fmt(top['size_mb'], 3)} MB"),
+        ("int8 texts/s", fmt(top["texts_s"])),
     ]
     return verdict, rows
 
@@ -122,14 +124,15 @@ def retrain(root: str = ".", push: bool = True):
         futures[name] = stage.submit(name, root, wait_for=[futures[u] for u in upstream])
         runs.append(futures[name].result())  # one stage at a time (DVC locks the repository); raises if it failed
     pushed = push_outputs(root) if push and dvcops.has_remote(root) else None
-    gate = publish_gate(root)
-    registered = register_candidate(root) if gate is not None else None
+    report = publish_gate(root)
+    gate = report.passed if report is not None else None
+    registered = register_candidate(root) if report is not None else None
     create_markdown_artifact(key="retrain-summary", markdown=summarize(root, runs, pushed, gate, registered),
                              description="Retrain verdict, headline numbers, cost and stages")
     create_table_artifact(key="retrain-stages", table=runs, description="DVC stages of this retrain run")
     result = {"stages": runs, "pushed": pushed, "gate_passed": gate, "registered": registered}
     if gate is False:
-        failing = gate_failing(root)
+        failing = gate_failing(report)
         message = f"gate failed on {len(failing)} check(s): {', '.join(failing[:6])}" + (" ..." if len(failing) > 6 else "")
         tag_run("gate:failed")
         get_run_logger().error("%s; %s registered as rejected", message, registered)
@@ -150,19 +153,17 @@ def run(root: str = ".", push: bool = True) -> dict:
     return out
 
 
-def gate_failing(root: str) -> list[str]:
-    """The failing checks, short: ``gold/accuracy_upper 0.7117 < 0.9005`` (the int8 student's, which is served)."""
-    from pipeline import outputs
-    from pipeline.release.register import read_gate
-
-    checks = [c for c in read_gate(outputs.path("gate", root)).raw.get("checks", []) if not c.get("passed")]
+def gate_failing(gate) -> list[str]:
+    """The failing checks of a GateReport, short: ``gold/accuracy_upper 0.7117 < 0.9005`` (the int8
+    student's, which is served)."""
+    checks = [c for c in gate.raw.get("checks", []) if not c.get("passed")]
     served = [c for c in checks if c.get("model") == "student_int8"] or checks
     return [f"{c['suite']}/{c['metric']} {fmt(c.get('value'))} {'<' if c.get('comparison') == '>=' else '>'} "
             f"{fmt(c.get('threshold'))}" for c in served]
 
 
-def publish_gate(root: str) -> bool | None:
-    """Publish the gate report as a Prefect artifact; the gate's verdict, or None when no gate ran."""
+def publish_gate(root: str):
+    """Publish the gate report as a Prefect artifact; the gate (a GateReport), or None when no gate ran."""
     from pipeline import outputs
     from pipeline.release.register import read_gate
 
@@ -171,7 +172,7 @@ def publish_gate(root: str) -> bool | None:
         return None
     create_markdown_artifact(key="gate-report", markdown=report.read_text(encoding="utf-8"),
                              description="Evaluation gate: verdict and per-suite numbers")
-    return read_gate(outputs.path("gate", root)).passed
+    return read_gate(outputs.path("gate", root))
 
 
 @task(name="register-from-gate")

@@ -147,10 +147,9 @@ def parse_infer(body: bytes, max_batch: int, max_chars: int) -> tuple[list[str],
     key = params.get("key")
     if key is not None and not isinstance(key, str):
         raise RequestRejected(422, f"parameters.key must be a string, got {type(key).__name__}")
-    request_id = payload.get("id", "")
-    if not isinstance(request_id, str):
+    request_id = payload.get("id")
+    if "id" in payload and not isinstance(request_id, str):  # absent is fine; null is not a string
         raise RequestRejected(422, f"field 'id' must be a string, got {type(request_id).__name__}")
-    request_id = request_id if "id" in payload else None
     if "outputs" not in payload:
         names = list(V2_OUTPUTS)
     else:

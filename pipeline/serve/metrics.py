@@ -10,6 +10,7 @@ and one histogram observation, not label lookups.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,8 +151,6 @@ class HTTPMetrics:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        import time
-
         start = time.perf_counter()
         code = 500  # an exception that escapes the app is answered 500 by Starlette's outer handler
 

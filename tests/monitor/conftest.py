@@ -71,3 +71,31 @@ def log_rows(bundle, texts: list[str], ts: float, version: str = "v1") -> list[d
 
 def now() -> float:
     return time.time()
+
+
+def run_kwargs(world: dict, root, teacher_dir, **extra) -> dict:
+    """``run_monitor`` keyword arguments over the banking world's bundle and reference (no Prefect event)."""
+    return dict(bundle_dir=world["bundle"], ingested_path=world["ingested"], teacher_dir=teacher_dir, root=root,
+                emit=False, **extra)
+
+
+def shifted_flow_kwargs(world: dict, repo, tmp_path) -> dict:
+    """The monitor flow's arguments for a run over shifted traffic: the copy's params get the banking
+    oracle as teacher (label cache in ``tmp_path``, 120 teacher texts), and the prediction log in
+    ``tmp_path`` holds the world's shifted texts from two minutes ago."""
+    import yaml
+
+    from pipeline import predlog
+    from pipeline.bundle import load_bundle
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["teacher"] = {"kind": "python", "python": {"function": "tests.helpers.banking_teacher:oracle", "labels": LABELS}}
+    params["label"]["cache_dir"] = str(tmp_path / "labels")
+    params["monitor"]["teacher_budget"] = 120
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    db = f"sqlite:///{tmp_path}/predictions.db"
+    engine, tbl = predlog.connect(db)
+    predlog.insert_rows(engine, tbl, log_rows(load_bundle(world["bundle"]), world["shifted"], ts=time.time() - 120))
+    engine.dispose()
+    return dict(root=str(repo), bundle=str(world["bundle"]), data=str(world["ingested"]), teacher_dir=str(tmp_path),
+                log_url=db)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline import predlog
-from tests.monitor.conftest import log_rows
+from tests.monitor.conftest import log_rows, run_kwargs
 from tests.monitor.test_monitor import monitor_params
 
 pytestmark = pytest.mark.e2e
@@ -30,8 +30,7 @@ def test_drift_replay_is_one_rare_class_of_new_texts_and_breaches(banking_world,
 
     bundle = load_bundle(banking_world["bundle"])
     params = monitor_params(repo_copy, thresholds={"min_rows": 50})  # the rarest intent has about 80 texts
-    kw = dict(bundle_dir=banking_world["bundle"], ingested_path=banking_world["ingested"], teacher_dir=tmp_path,
-              root=repo_copy, emit=False)
+    kw = run_kwargs(banking_world, repo_copy, tmp_path)
     verdicts = {}
     for (name, replay), at in zip({"held-out": banking_world["traffic"], "drift": texts}.items(), (1_000.0, 3_000.0)):
         db = f"sqlite:///{tmp_path}/{name}.db"

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipeline import predlog
-from tests.monitor.conftest import log_rows
+from tests.monitor.conftest import log_rows, run_kwargs
 
 pytestmark = pytest.mark.e2e
 
@@ -69,8 +69,7 @@ def test_in_domain_is_quiet_shifted_traffic_alerts_once_and_feeds_back(banking_w
     db = f"sqlite:///{tmp_path}/predictions.db"
     engine, tbl = predlog.connect(db)
     params = monitor_params(repo_copy)
-    kw = dict(bundle_dir=banking_world["bundle"], ingested_path=banking_world["ingested"], teacher_dir=tmp_path,
-              log_url=db, root=repo_copy, emit=False)
+    kw = run_kwargs(banking_world, repo_copy, tmp_path, log_url=db)
     calls = tmp_path / "calls.log"
     monkeypatch.setenv("DISTILL_TEST_CALL_LOG", str(calls))
     with Receiver() as hook:

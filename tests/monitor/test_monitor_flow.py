@@ -7,10 +7,8 @@ from __future__ import annotations
 import time
 
 import pytest
-import yaml
 
-from pipeline import predlog
-from tests.monitor.conftest import log_rows
+from tests.monitor.conftest import shifted_flow_kwargs
 from tests.monitor.test_monitor import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -32,8 +30,6 @@ def test_shifted_traffic_in_the_flow_emits_the_event_the_retrain_trigger_expects
 
     from flows.deploy import DRIFT_EVENT, MONITOR_INTERVAL_S, RETRAIN_CRON, deployments
     from flows.monitor import monitor
-    from pipeline.bundle import load_bundle
-    from tests.helpers.banking_teacher import LABELS
 
     # deployments: retrain on a cron + the drift trigger, monitor on an interval (no canary flow in this tree)
     deps = {d.name: d for d in deployments(str(repo_copy))}
@@ -47,19 +43,10 @@ def test_shifted_traffic_in_the_flow_emits_the_event_the_retrain_trigger_expects
     assert [(a.type, str(a.deployment_id)) for a in automation.actions] == [("run-deployment", str(retrain_id))]
 
     # a monitor flow run over shifted traffic
-    params = yaml.safe_load((repo_copy / "params.yaml").read_text())
-    params["teacher"] = {"kind": "python", "python": {"function": "tests.helpers.banking_teacher:oracle", "labels": LABELS}}
-    params["label"]["cache_dir"] = str(tmp_path / "labels")
-    params["monitor"]["teacher_budget"] = 120
-    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params))
-    db = f"sqlite:///{tmp_path}/predictions.db"
-    engine, tbl = predlog.connect(db)
-    predlog.insert_rows(engine, tbl, log_rows(load_bundle(banking_world["bundle"]), banking_world["shifted"],
-                                              ts=time.time() - 120))
+    kwargs = shifted_flow_kwargs(banking_world, repo_copy, tmp_path)
     with Receiver() as hook:
         monkeypatch.setenv("DISTILL_ALERT_WEBHOOK_URL", hook.url)
-        state = monitor(root=str(repo_copy), bundle=str(banking_world["bundle"]), data=str(banking_world["ingested"]),
-                        teacher_dir=str(tmp_path), log_url=db, return_state=True)
+        state = monitor(**kwargs, return_state=True)
     summary = state.result()
     # the breach is the run's state (named, with the checks), so the UI shows it and an automation can match
     # Prefect's own prefect.flow-run.Breach event

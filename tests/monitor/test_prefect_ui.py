@@ -16,11 +16,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
-from pipeline import predlog
 from pipeline.serve.process import free_port
-from tests.monitor.conftest import log_rows
+from tests.monitor.conftest import shifted_flow_kwargs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -71,24 +69,13 @@ def test_the_run_page_shows_the_monitor_breach(prefect_ui, banking_world, repo_c
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.monitor import monitor
-    from pipeline.bundle import load_bundle
-    from tests.helpers.banking_teacher import LABELS
 
     if not CHROMIUM.exists():
         pytest.fail("/usr/bin/chromium is not installed: apt-get install chromium (.ci/run installs it)")
     monkeypatch.delenv("DISTILL_ALERT_WEBHOOK_URL", raising=False)
-    params = yaml.safe_load((repo_copy / "params.yaml").read_text())
-    params["teacher"] = {"kind": "python", "python": {"function": "tests.helpers.banking_teacher:oracle", "labels": LABELS}}
-    params["label"]["cache_dir"] = str(tmp_path / "labels")
-    params["monitor"]["teacher_budget"] = 120
-    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params))
-    db = f"sqlite:///{tmp_path}/predictions.db"
-    engine, tbl = predlog.connect(db)
-    predlog.insert_rows(engine, tbl, log_rows(load_bundle(banking_world["bundle"]), banking_world["shifted"],
-                                              ts=time.time() - 120))
+    kwargs = shifted_flow_kwargs(banking_world, repo_copy, tmp_path)
     with temporary_settings(updates={PREFECT_API_URL: f"{prefect_ui}/api"}):
-        state = monitor(root=str(repo_copy), bundle=str(banking_world["bundle"]), data=str(banking_world["ingested"]),
-                        teacher_dir=str(tmp_path), log_url=db, return_state=True)
+        state = monitor(**kwargs, return_state=True)
     assert state.name == "Breach"
     run_id = state.state_details.flow_run_id
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import predlog
-from tests.monitor.conftest import log_rows
+from tests.monitor.conftest import log_rows, run_kwargs
 from tests.monitor.test_monitor import monitor_params
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -35,8 +35,7 @@ def test_dashboard_shows_latest_values_thresholds_and_label_names(banking_world,
     db = f"sqlite:///{tmp_path}/predictions.db"
     engine, tbl = predlog.connect(db)
     params = monitor_params(repo_copy)
-    kw = dict(bundle_dir=banking_world["bundle"], ingested_path=banking_world["ingested"], teacher_dir=tmp_path,
-              log_url=db, root=repo_copy, emit=False)
+    kw = run_kwargs(banking_world, repo_copy, tmp_path, log_url=db)
     predlog.insert_rows(engine, tbl, log_rows(bundle, banking_world["traffic"], ts=1_000.0))
     run_monitor(params, now=2_000.0, **kw)
     predlog.insert_rows(engine, tbl, log_rows(bundle, banking_world["shifted"], ts=2_500.0))
