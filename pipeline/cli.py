@@ -141,21 +141,29 @@ def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     from pipeline.config import ConfigError, load_params
     from pipeline.errors import DistillError
     from pipeline.serve.app import create_app
-    from pipeline.serve.protocol import protocol_class
+    from pipeline.serve.workers import Supervisor, uvicorn_config
 
     try:
         loaded = load_params(params)
         engine, _ = predlog.connect(loaded.serve.prediction_log_url)  # a log that cannot open stops us here
         engine.dispose()
-        app_ = create_app(loaded)
+        cfg = loaded.serve
+        app_ = create_app(loaded) if cfg.workers == 1 else None  # workers build their own (pipeline/serve/workers.py)
     except (ConfigError, DistillError) as exc:
         typer.echo(f"distill serve: error: {exc}", err=True)
         raise typer.Exit(2) from None
-    cfg = loaded.serve
     typer.echo(f"distill serve: listening on http://{host}:{port} (API docs /docs, schema /openapi.json, "
                f"metrics /metrics, V2 inference /v2/models/{cfg.model_name}/infer)")
-    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False, http=protocol_class(cfg),
-                timeout_keep_alive=cfg.idle_timeout_s, limit_concurrency=cfg.max_connections)
+    if cfg.workers == 1:
+        uvicorn.Server(uvicorn_config(app_, cfg, log_level, host=host, port=port)).run()
+        return
+    try:
+        supervisor = Supervisor(params, host, port, log_level, cfg.workers)
+        code = supervisor.run()
+    except (ValueError, OSError) as exc:  # port 0, or the port is taken
+        typer.echo(f"distill serve: error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 @app.command("canary")

@@ -72,6 +72,13 @@ class ServeConfig(Section):
     idle_timeout_s: float = Field(default=5.0, gt=0)
     # Most open connections; beyond it uvicorn answers 503 and closes.
     max_connections: int = Field(default=1_024, ge=1)
+    # Server processes on the one port (SO_REUSEPORT), each a whole server; 1: a single process. Set it
+    # to the cores the server may use (docs/scaling.md); metrics and the prediction log cover them all.
+    workers: int = Field(default=1, ge=1)
+    # Concurrent predict requests on the same model are answered by one inference call of their texts
+    # together, up to this many texts (1: one call per request). It adds no wait: a call takes what
+    # queued while the previous one ran.
+    micro_batch_texts: int = Field(default=256, ge=1)
     # Threads that run inference, off the event loop (health checks answer while they work).
     inference_threads: int = Field(default=1, ge=1)
     # Requests of at most this many characters (all texts together) run on the event loop: a fraction of

@@ -29,6 +29,7 @@ class ServerParts:
     writer: Any
     follower: Any
     pool: Any  # pipeline.serve.pool.InferencePool
+    batcher: Any  # pipeline.serve.pool.MicroBatcher over the pool
     cascade: Any = None  # pipeline.serve.cascade.Cascade when serve.cascade.enabled
     cascade_error: str | None = None  # why an enabled cascade is off (its teacher could not be built)
 
@@ -41,23 +42,28 @@ def build_parts(params) -> ServerParts:
     from pipeline.serve.metrics import build_metrics
     from pipeline.serve.models import ModelSlots
 
+    from pipeline.serve.workers import worker_count, worker_index
+
     cfg = params.serve
     holder: dict[str, Any] = {}
     metrics = build_metrics(lambda: holder["writer"].depth() if "writer" in holder else 0)
     writer = PredictionLogWriter(predlog.resolve_url(cfg.prediction_log_url), cfg.log_text, cfg.log_queue_size,
                                  cfg.log_batch_size, cfg.log_flush_s, on_written=metrics.predlog_written.inc,
                                  on_dropped=metrics.predlog_dropped.inc, on_lost=metrics.predlog_lost.inc,
-                                 durable=cfg.log_durable)
+                                 durable=cfg.log_durable, worker=worker_index(),
+                                 on_depth=metrics.queue_depth.set if metrics.multiprocess else None)
     holder["writer"] = writer
     slots = ModelSlots(cfg.threads, cfg.smoke_text, metrics)
     follower = RegistryFollower(lambda: open_registry(params.registry), slots, cfg.poll_interval_s, metrics)
     from pipeline.serve.cascade import build_cascade
 
-    cascade, cascade_error = build_cascade(params, metrics)
-    from pipeline.serve.pool import InferencePool
+    cascade, cascade_error = build_cascade(params, metrics, share=1 / worker_count())
+    from pipeline.serve.pool import InferencePool, MicroBatcher
 
-    return ServerParts(cfg=cfg, metrics=metrics, slots=slots, writer=writer, follower=follower,
-                       pool=InferencePool(cfg.inference_threads), cascade=cascade, cascade_error=cascade_error)
+    pool = InferencePool(cfg.inference_threads)
+    batcher = MicroBatcher(pool, cfg.micro_batch_texts, cfg.inference_threads, on_run=metrics.inference_runs.inc)
+    return ServerParts(cfg=cfg, metrics=metrics, slots=slots, writer=writer, follower=follower, pool=pool,
+                       batcher=batcher, cascade=cascade, cascade_error=cascade_error)
 
 
 def package_version() -> str:

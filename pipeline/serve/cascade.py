@@ -97,7 +97,7 @@ class Breaker:
 class TokenBucket:
     """``per_minute`` texts a minute, refilled continuously; thread-safe."""
 
-    def __init__(self, per_minute: int, clock=time.monotonic):
+    def __init__(self, per_minute: float, clock=time.monotonic):
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self.tokens = float(per_minute)
@@ -128,14 +128,14 @@ class Deferral:
 class Cascade:
     """The teacher behind the student, with its limits. Built once per server; ``close()`` on shutdown."""
 
-    def __init__(self, cfg, teacher, cache_dir: str, metrics=None, clock=time.monotonic):
+    def __init__(self, cfg, teacher, cache_dir: str, metrics=None, clock=time.monotonic, share: float = 1.0):
         self.cfg = cfg
         self.teacher = teacher
         self.fingerprint = teacher.fingerprint
         self.cache_dir = cache_dir
         self.metrics = metrics
         self.breaker = Breaker(cfg.breaker_failures, cfg.breaker_reset_s, clock, self._breaker_changed)
-        self.budget = TokenBucket(cfg.texts_per_minute, clock)
+        self.budget = TokenBucket(cfg.texts_per_minute * share, clock)  # share: this worker's part of it
         self.slots = threading.BoundedSemaphore(cfg.max_concurrency)
         self.pool = ThreadPoolExecutor(max_workers=cfg.max_concurrency, thread_name_prefix="cascade-teacher")
         self._local = threading.local()
@@ -236,8 +236,11 @@ class Cascade:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def build_cascade(params, metrics=None) -> tuple[Cascade | None, str | None]:
+def build_cascade(params, metrics=None, share: float = 1.0) -> tuple[Cascade | None, str | None]:
     """The cascade of ``params.serve.cascade`` and None, or (None, why not). The teacher is built here, once.
+
+    ``share``: this process's part of ``texts_per_minute`` (1 / serve.workers), so the workers together
+    spend the server's budget, not a budget each.
 
     A teacher that cannot be built (its fitted state missing, a bad setting) leaves the server serving
     the student alone: the reason is logged, printed at start-up and shown by ``GET /v1/models``.
@@ -253,7 +256,7 @@ def build_cascade(params, metrics=None) -> tuple[Cascade | None, str | None]:
         why = f"the cascade teacher could not be built from {cfg.teacher_dir}: {type(exc).__name__}: {exc}"
         log.error("%s; serving the student alone", why)
         return None, why
-    cascade = Cascade(cfg, teacher, cfg.cache_dir or params.label.cache_dir, metrics)
+    cascade = Cascade(cfg, teacher, cfg.cache_dir or params.label.cache_dir, metrics, share=share)
     log.info("cascade on: teacher %s (%d labels), cut %s", teacher.fingerprint, len(teacher.labels),
              cfg.threshold if cfg.threshold is not None else "from each bundle")
     return cascade, None

@@ -62,6 +62,14 @@ class Answer:
     abstained: list[int] = field(default_factory=list)
 
 
+def _plain_fn(bundle):
+    return lambda texts: (bundle.predict_proba(texts, "int8"), None)
+
+
+def _scored_fn(bundle):
+    return lambda texts: bundle.predict_scored(texts, "int8")
+
+
 def build_router(server) -> APIRouter:
     """Endpoints over ``server`` (a :class:`pipeline.serve.app.ServerParts`)."""
     router = APIRouter()
@@ -182,8 +190,7 @@ def build_router(server) -> APIRouter:
 
     async def classify(texts: list[str], key: str | None) -> Answer | Response:
         """Route, infer, abstain and defer: the answer to a checked request, or the error response."""
-        chars = sum(map(len, texts))
-        run = server.pool.run if chars > cfg.inline_max_chars else server.pool.inline
+        inline = sum(map(len, texts)) <= cfg.inline_max_chars
         state = slots.state
         if state.stable is None:
             return _json(503, {"error": "no model loaded yet: the registry has no production version "
@@ -194,14 +201,18 @@ def build_router(server) -> APIRouter:
         model = state.canary if route == CANARY else state.stable
         stable_labels = None
 
-        def infer(bundle):
-            """(probs, in-domain scores or None): scores only when the server abstains by them."""
-            if cfg.ood_abstain and bundle.ood_threshold is not None:
-                return bundle.predict_scored(texts, "int8")
-            return bundle.predict_proba(texts, "int8"), None
+        async def infer(bundle, scored: bool | None = None):
+            """(probs, in-domain scores or None): scores only when the server abstains by them. Runs in a
+            micro-batch with the concurrent requests on the same model (pipeline/serve/pool.py)."""
+            if scored is None:
+                scored = cfg.ood_abstain and bundle.ood_threshold is not None
+            fn = _scored_fn(bundle) if scored else _plain_fn(bundle)
+            if inline:
+                return fn(texts)
+            return await server.batcher.run((id(bundle), scored), fn, texts)
 
         try:
-            probs, in_domain = await run(infer, model.bundle)
+            probs, in_domain = await infer(model.bundle)
         except Exception as exc:  # a model that breaks on some input: answer with stable, count it
             metrics.route_errors[route].inc()
             log.error("%s model %s failed on a request: %s", route, model.version, exc)
@@ -209,7 +220,7 @@ def build_router(server) -> APIRouter:
                 return _json(500, {"error": f"model {model.version} failed: {type(exc).__name__}"})
             route, model = STABLE, state.stable
             try:
-                probs, in_domain = await run(infer, model.bundle)
+                probs, in_domain = await infer(model.bundle)
             except Exception as exc2:
                 metrics.route_errors[STABLE].inc()
                 return _json(500, {"error": f"model {model.version} failed: {type(exc2).__name__}"})
@@ -238,7 +249,7 @@ def build_router(server) -> APIRouter:
                     fallback = {int(i): deferral.outcome for i in low}
         if route == CANARY:
             try:
-                stable_probs = await run(state.stable.bundle.predict_proba, texts, "int8")
+                stable_probs, _ = await infer(state.stable.bundle, scored=False)
                 s_names = state.stable.bundle.labels
                 stable_labels = [s_names[i] for i in stable_probs.argmax(axis=1)]
                 agreed = sum(a == b for a, b in zip(student_labels, stable_labels))  # student against student

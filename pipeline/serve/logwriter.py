@@ -95,18 +95,21 @@ class AckCounter:
         self._map.close()
 
 
-def ack_path(url: str) -> Path:
-    """Where a log's acknowledgement counter lives: beside a SQLite file, else under .distill/."""
+def ack_path(url: str, worker: int | None = None) -> Path:
+    """Where a log's acknowledgement counter lives: beside a SQLite file, else under .distill/; worker
+    ``i`` > 0 of a multi-worker server (serve.workers) keeps its own, suffixed ``.w<i>``."""
     import hashlib
 
+    suffix = f".w{worker}" if worker else ""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        return Path(url.removeprefix("sqlite:///") + ".acks")
-    return Path(".distill") / f"predlog-{hashlib.sha256(url.encode()).hexdigest()[:12]}.acks"
+        return Path(url.removeprefix("sqlite:///") + ".acks" + suffix)
+    return Path(".distill") / f"predlog-{hashlib.sha256(url.encode()).hexdigest()[:12]}.acks{suffix}"
 
 
 class PredictionLogWriter:
     def __init__(self, url: str, log_text: bool, queue_size: int, batch_size: int, flush_s: float,
-                 on_written=None, on_dropped=None, on_lost=None, durable: bool = False):
+                 on_written=None, on_dropped=None, on_lost=None, durable: bool = False, worker: int | None = None,
+                 on_depth=None):
         self.url = url
         self.log_text = log_text
         self.batch_size = batch_size
@@ -115,6 +118,8 @@ class PredictionLogWriter:
         self._on_written = on_written or (lambda n: None)
         self._on_dropped = on_dropped or (lambda n: None)
         self._on_lost = on_lost or (lambda n: None)
+        self._on_depth = on_depth  # called with the queue depth after each batch (multi-worker metrics)
+        self.worker = worker
         self.durable = durable
         self._thread: threading.Thread | None = None
         self.engine = None
@@ -129,7 +134,7 @@ class PredictionLogWriter:
         from pipeline import predlog
 
         self.engine, self.table = predlog.connect(self.url)
-        self.acks = AckCounter(ack_path(self.url))
+        self.acks = AckCounter(ack_path(self.url, self.worker))
         previous = self.acks.previous
         self.acks.set(self.run_id, 0)
         if previous is not None:
@@ -223,6 +228,8 @@ class PredictionLogWriter:
             if pending:
                 self._write(pending)
                 pending, rows_pending = [], 0
+            if self._on_depth is not None:
+                self._on_depth(self.queue.qsize())
 
     def _write(self, records: list[LogRecord]) -> None:
         from pipeline import predlog

@@ -129,6 +129,7 @@ class ModelSlots:
         m.canary_weight.set(after.weight)
         for alias, old, new in (("production", before.stable, after.stable), ("canary", before.canary, after.canary)):
             if old is not None and (new is None or new.version != old.version):
+                m.model_info.labels(alias=alias, version=old.version).set(0)  # under workers the file keeps it
                 m.model_info.remove(alias, old.version)
             if new is not None:
                 m.model_info.labels(alias=alias, version=new.version).set(1)
