@@ -1,14 +1,17 @@
-"""Load benchmark of the model server against a bare FastAPI echo endpoint, side by side.
+"""Load benchmark of the model server against a bare FastAPI echo endpoint and the raw student, side by side.
 
-    python benchmarks/serve_load.py --bundle models/bundle --concurrency 16 --seconds 10
+    python benchmarks/serve_load.py --bundle models/bundle --concurrency 16 --seconds 10 --workers 1,2
 
 Registers the bundle in a scratch registry as production, starts the real server (``distill serve``,
-uvicorn, one worker) and the echo app (benchmarks/echo_app.py, same uvicorn settings) on 127.0.0.1,
-drives each with the same load generator (httpx, asyncio, ``--concurrency`` open connections, keyed
-requests over BANKING77 test texts), and prints requests/s, p50/p99 client latency and errors at batch
-1 and 32, with the overhead ratio server/echo. Numbers, not assertions: read them against the target
-(>= 1,000 req/s at batch 1, p99 <= 20 ms, 0 errors on 2 cores). Without ``--bundle`` it trains a tiny
-student on BANKING77 first (tests/helpers/serving.py).
+one run per ``--workers`` count: the supervisor and its worker processes on one port, the small-scale
+simulation of N replicas behind one registry and one prediction log) and the echo app
+(benchmarks/echo_app.py, one uvicorn process) on 127.0.0.1, drives each with the same load generator
+(wrk, ``--concurrency`` connections, keyed requests over BANKING77 test texts), and prints requests/s,
+texts/s, p50/p99 latency and errors at batch 1 and 32, beside the echo's req/s and the raw student's
+texts/s (``Bundle.predict_proba`` in this process, batch 32, ``--student-threads`` onnxruntime threads).
+Numbers, not assertions: read them against the targets of docs/scaling.md (batch 1: >= 0.5 of the
+echo's req/s with p99 <= 10 ms; batch 32: >= 0.8 of the raw student's texts/s; 0 errors). Without
+``--bundle`` it trains a tiny student on BANKING77 first (tests/helpers/serving.py).
 """
 
 from __future__ import annotations
@@ -144,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto",
                     help="wrk (C, light on CPU; apt-get install wrk) or httpx asyncio; auto: wrk when installed")
     ap.add_argument("--threads", type=int, default=1, help="serve.threads (onnxruntime intra-op)")
+    ap.add_argument("--workers", default="1,2", help="serve.workers counts to run, comma-separated")
+    ap.add_argument("--micro-batch", type=int, default=None, help="serve.micro_batch_texts (default: params')")
+    ap.add_argument("--student-threads", type=int, default=os.cpu_count() or 1,
+                    help="onnxruntime threads of the raw student row (default: every CPU)")
     args = ap.parse_args(argv)
 
     import yaml
@@ -162,12 +169,22 @@ def main(argv: list[str] | None = None) -> int:
 
         print("training a tiny BANKING77 student (no --bundle given)...", file=sys.stderr)
         bundle = build_bundles(work / "bundles")["good_a"]
-    params_path = work / "params.yaml"
-    params_path.write_text(yaml.safe_dump({
-        "ingest": {},
-        "registry": {"url": f"sqlite:///{work}/registry.db", "artifacts_dir": str(work / "artifacts")},
-        "serve": {"prediction_log_url": f"sqlite:///{work}/predictions.db", "threads": args.threads},
-    }))
+    worker_counts = [int(w) for w in args.workers.split(",")]
+
+    def write_params(workers: int) -> Path:
+        path = work / f"params-{workers}.yaml"
+        serve = {"prediction_log_url": f"sqlite:///{work}/predictions.db", "threads": args.threads,
+                 "workers": workers}
+        if args.micro_batch is not None:
+            serve["micro_batch_texts"] = args.micro_batch
+        path.write_text(yaml.safe_dump({
+            "ingest": {},
+            "registry": {"url": f"sqlite:///{work}/registry.db", "artifacts_dir": str(work / "artifacts")},
+            "serve": serve,
+        }))
+        return path
+
+    params_path = write_params(worker_counts[0])
     params = load_params(params_path)
     with open_registry(params.registry) as reg:
         v = reg.register(bundle, {"passed": True, "checks": []}, {}, params, actor="benchmark", reason="load test",
@@ -180,37 +197,71 @@ def main(argv: list[str] | None = None) -> int:
 
     texts = pd.read_csv(require_banking77() / "test.csv")["text"].tolist()
     batches = [int(b) for b in args.batches.split(",")]
+    student = raw_student(bundle, texts, args.student_threads)
     results = []
-    for name in ("echo", "server"):
+    targets = [("echo", 1)] + [("server", w) for w in worker_counts]
+    for name, workers in targets:
         port = free_port()
         if name == "server":
             cmd = [sys.executable, "-m", "pipeline.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                   "--params", str(params_path)]
+                   "--params", str(write_params(workers))]
             ready = "/readyz"
         else:
             cmd = [sys.executable, "-m", "uvicorn", "benchmarks.echo_app:app", "--host", "127.0.0.1", "--port",
                    str(port), "--log-level", "warning", "--no-access-log"]
             ready = "POST /v1/predict"
-        proc = start(cmd, port, ROOT if name == "echo" else work, work / f"{name}.log", ready)
+        proc = start(cmd, port, ROOT if name == "echo" else work, work / f"{name}-{workers}.log", ready)
         try:
+            if name == "server":  # every worker loaded the model: readiness from fresh connections
+                for _ in range(4 * workers):
+                    start_ready(port)
             for batch in batches:
                 r = drive(f"http://127.0.0.1:{port}/v1/predict", texts, batch, args.concurrency, args.seconds,
                           generator, work)
-                results.append({"target": name, "batch": batch, **r})
+                results.append({"target": name if name == "echo" else f"distill serve, {workers} worker"
+                                + ("s" if workers > 1 else ""), "batch": batch, **r})
         finally:
             proc.terminate()
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
 
-    by = {(r["target"], r["batch"]): r for r in results}
-    print(f"\nmodel server vs bare FastAPI echo; concurrency {args.concurrency}, {args.seconds:.0f} s per run, "
-          f"{os.cpu_count()} CPUs, load generator {generator} on the same machine, serve.threads {args.threads}\n")
-    print("| target | batch | requests | req/s | texts/s | p50 ms | p99 ms | errors | req/s vs echo |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    echo = {r["batch"]: r for r in results if r["target"] == "echo"}
+    load = os.getloadavg()
+    print(f"\nconcurrency {args.concurrency}, {args.seconds:.0f} s per run, {os.cpu_count()} CPUs, load generator "
+          f"{generator} on the same machine, serve.threads {args.threads}, load average {load[0]:.2f} "
+          f"{load[1]:.2f} {load[2]:.2f}\n")
+    print("| target | batch | requests | req/s | texts/s | p50 ms | p99 ms | errors | req/s vs echo | texts/s vs student |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| raw student (onnxruntime int8, {args.student_threads} threads, in process) | 32 | | | {student:.0f} "
+          "| | | | | 1.00 |")
     for r in results:
-        echo = by[("echo", r["batch"])]
         print(f"| {r['target']} | {r['batch']} | {r['requests']} | {r['rps']:.0f} | {r['rps'] * r['batch']:.0f} | "
-              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {r['rps'] / echo['rps']:.2f} |")
+              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {r['rps'] / echo[r['batch']]['rps']:.2f} | "
+              f"{r['rps'] * r['batch'] / student:.2f} |")
     return 0
+
+
+def start_ready(port: int) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError("a worker never loaded the model")
+        time.sleep(0.2)
+
+
+def raw_student(bundle: Path, texts: list[str], threads: int, batch: int = 32, seconds: float = 3.0) -> float:
+    """Texts/s of the bundle's int8 model alone (featurization included), batch ``batch``."""
+    from pipeline.bundle import load_bundle
+
+    model = load_bundle(bundle, threads=threads)
+    batches = [texts[i:i + batch] for i in range(0, len(texts) - batch, batch)]
+    model.predict_proba(batches[0])
+    done, i, t0 = 0, 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        done += len(model.predict_proba(batches[i % len(batches)]))
+        i += 1
+    return done / (time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

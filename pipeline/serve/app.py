@@ -126,10 +126,13 @@ def create_app(params=None):
     app = FastAPI(title="distill model server", version=package_version(), lifespan=lifespan,
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.parts = parts
+    from pipeline.serve.endpoints import LeanPaths
     from pipeline.serve.metrics import HTTPMetrics
 
-    app.add_middleware(HTTPMetrics, metrics=parts.metrics)
-    app.include_router(build_router(parts))
+    router = build_router(parts)
+    app.add_middleware(LeanPaths, router=router)
+    app.add_middleware(HTTPMetrics, metrics=parts.metrics)  # added last: outermost, it times LeanPaths too
+    app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
