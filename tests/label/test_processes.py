@@ -114,3 +114,43 @@ def test_dask_local_cluster_gives_the_same_labels_as_local(tmp_path):
 
     metrics = json.loads((tmp_path / "dask.parquet.json").read_text())
     assert metrics["cache_misses"] == 60 and metrics["usage"]["texts"] == 60
+
+
+def test_a_real_dask_cluster_writes_the_local_labels_file_byte_for_byte(tmp_path):
+    """Scheduler and two workers as separate processes on 127.0.0.1 (the `dask` CLI), as on a cluster."""
+    import filecmp
+
+    from pipeline.serve.process import free_port
+
+    data, params = _setup(tmp_path, 60)
+    log = tmp_path / "calls.log"
+    subprocess.run(_label_cmd(tmp_path, params, data, "local.parquet"), cwd=ROOT, env=_env(log), check=True,
+                   capture_output=True)
+    log.unlink()
+    port, dask = free_port(), str(Path(sys.executable).with_name("dask"))
+    address = f"tcp://127.0.0.1:{port}"
+    env = _env(log, DASK_DISTRIBUTED__WORKER__DAEMON="False")
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for i in range(2):
+            procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard",
+                                           "--local-directory", str(tmp_path / f"worker-{i}")], cwd=tmp_path, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        cluster_params = write_params(tmp_path / "cluster.yaml", tmp_path / "cluster-cache",
+                                      dask={"scheduler": address, "shard_size": 16})
+        done = subprocess.run(_label_cmd(tmp_path, cluster_params, data, "cluster.parquet"), cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        assert f"labeling on Dask scheduler {address}" in done.stderr
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+    assert filecmp.cmp(tmp_path / "local.parquet", tmp_path / "cluster.parquet", shallow=False)
+    assert sorted(calls(log)) == sorted(set(calls(log))) and len(calls(log)) == 60  # each text once, on the workers
