@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--heavy-seconds", type=float, default=10.0)
     ap.add_argument("--inline-max-chars", default="0", help="comma-separated serve.inline_max_chars values to compare")
+    ap.add_argument("--workers", type=int, default=1, help="serve.workers of every server run")
     args = ap.parse_args(argv)
     import logging
 
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             "ingest": {},
             "registry": {"url": f"sqlite:///{run}/registry.db", "artifacts_dir": str(run / "artifacts")},
             "serve": {"prediction_log_url": f"sqlite:///{run}/predictions.db", "log_durable": durable,
-                      "inline_max_chars": inline},
+                      "inline_max_chars": inline, "workers": args.workers},
         }))
         params = load_params(params_path)
         with open_registry(params.registry) as reg:
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"durable": durable, "inline": inline, "load": load, "health": health, "heavy": big, "heavy_health": heavy_health,
                         "rows": rows_in(run / "predictions.db"), "loadavg": load1})
 
-    print(f"\ndistill serve under wrk, batch 1, concurrency {args.concurrency}, {args.seconds} s; /healthz probed every "
+    print(f"\ndistill serve ({args.workers} worker(s)) under wrk, batch 1, concurrency {args.concurrency}, {args.seconds} s; /healthz probed every "
           f"20 ms on its own connection; {os.cpu_count()} CPUs, wrk and the prober on the same machine\n")
     print("| serve.log_durable | inline_max_chars | req/s | requests | errors | log rows | /healthz p50 ms | p99 ms | "
           "max ms | load avg |")
