@@ -88,14 +88,19 @@ class Workspace:
         return ServerProcess(self.params_path, self.root, self.env, port=port)
 
 
-@pytest.fixture
-def workspace(tmp_path, bundles, monkeypatch) -> Workspace:
-    ws = Workspace(tmp_path, bundles)
+def make_workspace(root: Path, bundles, monkeypatch, **overrides) -> Workspace:
+    """A Workspace whose environment (teacher bundle, no registry or log URL overrides) is set for the test."""
+    ws = Workspace(root, bundles, **overrides)
     for key, value in ws.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("DISTILL_REGISTRY_URL", raising=False)
     monkeypatch.delenv("DISTILL_PREDICTION_LOG_URL", raising=False)
     return ws
+
+
+@pytest.fixture
+def workspace(tmp_path, bundles, monkeypatch) -> Workspace:
+    return make_workspace(tmp_path, bundles, monkeypatch)
 
 
 def read_json(path: Path):

@@ -40,13 +40,9 @@ def _worker_pids(log_text: str) -> list[int]:
 
 @pytest.fixture
 def two_workers(tmp_path, bundles, monkeypatch):
-    from tests.serve.conftest import Workspace
+    from tests.serve.conftest import make_workspace
 
-    ws = Workspace(tmp_path, bundles, serve={"workers": 2})
-    for key, value in ws.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("DISTILL_REGISTRY_URL", raising=False)
-    monkeypatch.delenv("DISTILL_PREDICTION_LOG_URL", raising=False)
+    ws = make_workspace(tmp_path, bundles, monkeypatch, serve={"workers": 2})
     with ws.registry() as reg:
         v1 = ws.register(ws.bundles["good_a"])
         reg.promote(v1, "production", actor="tests", reason="baseline")
