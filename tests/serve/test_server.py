@@ -36,7 +36,10 @@ def served(workspace):
 def test_predict_health_models_metrics_and_log(served):
     ws, server, v1 = served
     url = server.url
-    assert httpx.get(url + "/healthz").json() == {"status": "ok"}
+    health = httpx.get(url + "/healthz")  # answered by LeanPaths, ahead of the routing: the same answer, counted
+    assert health.json() == {"status": "ok"} and health.headers["content-type"] == "application/json"
+    assert _metric(url, "http_requests_total", method="GET", handler="/healthz", code="200") == 1
+    assert httpx.post(url + "/healthz").status_code == 405  # other methods still meet the router
     assert httpx.get(url + "/readyz").json() == {"ready": True, "version": v1}
     r = httpx.post(url + "/v1/predict", json={"texts": TEXTS[:3], "key": "alice"})
     assert r.status_code == 200
