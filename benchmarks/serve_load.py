@@ -98,6 +98,14 @@ WRK_SCRIPT = """
 local bodies = {}
 for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
 local i = 0
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")  -- ms between a reply and the next request
+if pause > 0 then
+  delay = function()  -- wrk waits whole milliseconds: mix floor and ceiling for a fractional mean
+    local whole = math.floor(pause)
+    if math.random() < pause - whole then return whole + 1 end
+    return whole
+  end
+end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
@@ -113,14 +121,16 @@ end
 """
 
 
-def _drive_wrk(url: str, bodies: list[bytes], concurrency: int, seconds: float, work: Path) -> dict:
+def _drive_wrk(url: str, bodies: list[bytes], concurrency: int, seconds: float, work: Path,
+               delay_ms: float = 0.0) -> dict:
+    """wrk against ``url`` for ``seconds``; each connection waits ``delay_ms`` after a reply (0: no pause)."""
     body_file = work / "bodies.txt"
     body_file.write_bytes(b"\n".join(bodies) + b"\n")
     script = work / "bench.lua"
     script.write_text(WRK_SCRIPT)
     out = subprocess.run(["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "10s",
                           "-s", str(script), url], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, BENCH_BODIES=str(body_file)))
+                         env=dict(os.environ, BENCH_BODIES=str(body_file), BENCH_DELAY_MS=str(delay_ms)))
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
     n, dur_us, p50, p99, sock_err, status_err, _max, _ = (int(v) for v in line.split()[1:])
     return {"requests": n, "rps": n / (dur_us / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
