@@ -6,8 +6,9 @@
 Reads the ``export`` params section. The ONNX graph takes the featurizer's int64 id matrix ``ids``
 ``[batch, length]`` (both dynamic) and returns ``logits``; it is exported with the legacy TorchScript
 exporter (fast, one file) and quantized with onnxruntime dynamic int8 (QUInt8 weights by default:
-QInt8 saturates on CPUs without VNNI). Parity of torch vs ONNX fp32 vs int8 is measured on the
-evaluation rows (test split first, then transfer texts) and the stage fails when label agreement or
+QInt8 saturates on CPUs without VNNI). Parity of torch vs ONNX fp32 vs int8 is measured on the first
+``export.parity_rows`` evaluation rows (test split first, then transfer texts; the stage reads only as
+many as parity and timing use, in Parquet batches) and the stage fails when label agreement or
 the largest probability difference breaches ``export.min_label_agreement`` / ``export.max_prob_diff``
 / ``export.max_fp32_prob_diff``. Latency and throughput are measured through
 :func:`pipeline.bundle.load_bundle`, i.e. featurization included, as serving sees it.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from pipeline.errors import DistillError
 log = logging.getLogger("distill.export")
 
 FP32, INT8, TOKENIZER = "model.onnx", "model.int8.onnx", "tokenizer.json"
+SPEED_TEXTS = 2000  # texts of the throughput measurement (repeated when the evaluation rows are fewer)
 
 
 class ParityError(DistillError):
@@ -131,7 +134,7 @@ def _write_and_check(student, out: Path, cfg, eval_texts: list[str]) -> dict[str
         "threads": cfg.threads,
     }
     metrics["size_ratio_int8"] = metrics["files_bytes"]["int8"] / metrics["files_bytes"]["fp32"]
-    speed_texts = (eval_texts * (1 + 2000 // len(eval_texts)))[:max(2000, cfg.latency_texts)]
+    speed_texts = (eval_texts * (1 + SPEED_TEXTS // len(eval_texts)))[:max(SPEED_TEXTS, cfg.latency_texts)]
     for variant in ("fp32", "int8"):
         metrics[f"speed_{variant}"] = bundle_speed(bundle, speed_texts, variant, cfg.latency_texts,
                                                     cfg.throughput_batch)
@@ -147,13 +150,45 @@ def _write_and_check(student, out: Path, cfg, eval_texts: list[str]) -> dict[str
     return metrics
 
 
-def evaluation_texts(ingested, labels_frame) -> list[str]:
-    """Test-split texts first, then transfer texts not already included (deterministic order)."""
-    texts = ingested.loc[ingested["split"] == "test", "text"].astype(str).tolist()
+def evaluation_limit(cfg) -> int:
+    """How many evaluation texts export reads: the parity rows and the timing sample, no more."""
+    return max(cfg.parity_rows, SPEED_TEXTS, cfg.latency_texts)
+
+
+def evaluation_texts(test_texts: Iterable[str], transfer_texts: Iterable[str], limit: int | None = None) -> list[str]:
+    """Test-split texts first, then transfer texts not already included (deterministic order); the
+    first ``limit`` of them. Both inputs are consumed lazily and only as far as ``limit`` needs, so
+    a caller that streams them (the export stage) holds ``limit`` texts whatever the rows."""
+    texts: list[str] = []
+    for text in test_texts:
+        if limit is not None and len(texts) >= limit:
+            return texts
+        texts.append(str(text))
     seen = set(texts)
-    if labels_frame is not None:
-        for text in labels_frame["text"].astype(str):
-            if text not in seen:
-                seen.add(text)
-                texts.append(text)
+    for text in transfer_texts:
+        if limit is not None and len(texts) >= limit:
+            break
+        text = str(text)
+        if text not in seen:
+            seen.add(text)
+            texts.append(text)
     return texts
+
+
+def stream_evaluation_texts(ingested_path: str | Path, labels_path: str | Path, limit: int,
+                            batch_rows: int = 65_536) -> list[str]:
+    """:func:`evaluation_texts` read from the stage files in Parquet batches of the columns it needs."""
+    from pipeline.outputs import column_batches
+
+    def test_split():
+        for batch in column_batches(ingested_path, ("text", "split"), "run the ingest stage first (dvc repro ingest)",
+                                    batch_rows):
+            for text, split in zip(batch.column("text").to_pylist(), batch.column("split").to_pylist()):
+                if split == "test":
+                    yield text
+
+    def transfer():
+        for batch in column_batches(labels_path, ("text",), "run the label stage first (dvc repro label)", batch_rows):
+            yield from batch.column("text").to_pylist()
+
+    return evaluation_texts(test_split(), transfer(), limit)

@@ -85,6 +85,22 @@ def read_ingested(path: str | Path, columns: Sequence[str] = INGESTED_COLUMNS):
     return frame
 
 
+def column_batches(path: str | Path, columns: Sequence[str], missing: str, batch_rows: int = 65_536):
+    """The ``columns`` of a Parquet file, one record batch (``batch_rows`` rows) at a time, so a reader
+    that needs a bounded sample holds one batch, not the table. ``missing``: what to do when the file is
+    absent (ends the error line)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: not found; {missing}")
+    table = pq.ParquetFile(path)
+    absent = [c for c in columns if c not in table.schema_arrow.names]
+    if absent:
+        raise DataError(f"{path}: missing column(s) {absent}; expected the contract in docs/contracts.md")
+    yield from table.iter_batches(batch_size=batch_rows, columns=list(columns))
+
+
 def read_labels(path: str | Path):
     """Read ``data/labels.parquet`` and its label names (Parquet metadata key ``labels``)."""
     import pyarrow.parquet as pq

@@ -233,7 +233,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
                            encoder_source_of(params), peer_names)
     with _timed(stages, "export"):
         export = export_bundle(distilled.checkpoint, workdir / "bundle", params.export,
-                               evaluation_texts(table, labels_frame))
+                               evaluation_texts(table.loc[table["split"] == "test", "text"], labels_frame["text"]))
 
     from pipeline.evaluate import metrics as m  # the gate's own definitions
 

@@ -22,14 +22,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "--labels=labels --out=bundle --metrics=export_metrics")
 
     def body(args) -> None:
-        from pipeline.export import ParityError, evaluation_texts, export_bundle
+        from pipeline.export import ParityError, evaluation_limit, export_bundle, stream_evaluation_texts
         from pipeline.io import write_json
-        from pipeline.outputs import read_ingested, read_labels
 
         cfg = load_stage_params(args).export
-        labels_frame, _ = read_labels(args.labels)
-        metrics = export_bundle(args.checkpoint, args.out, cfg,
-                                evaluation_texts(read_ingested(args.data, ("text", "split")), labels_frame))
+        # a bounded sample, read in batches: export's memory does not grow with the rows
+        texts = stream_evaluation_texts(args.data, args.labels, evaluation_limit(cfg))
+        metrics = export_bundle(args.checkpoint, args.out, cfg, texts)
         write_json(args.metrics, metrics)
         log.info("int8 %.0f KB (%.2fx fp32); int8 agreement %.4f; %.0f texts/s", metrics["files_bytes"]["int8"] / 1024,
                  metrics["size_ratio_int8"], metrics["int8"]["label_agreement"], metrics["speed_int8"]["texts_per_s"])

@@ -123,6 +123,37 @@ print(json.dumps({{"torch": "torch" in sys.modules, "shape": list(p.shape), "ids
     assert np.array_equal(np.array(got["ids"]), train_ids)
 
 
+def test_export_reads_a_bounded_sample_in_batches_and_measures_what_the_whole_table_gives(trained, frames, tmp_path):
+    import pandas as pd
+
+    from pipeline.errors import DataError
+    from pipeline.export import evaluation_limit, evaluation_texts, export_bundle, stream_evaluation_texts
+
+    ingested, labels, _ = frames
+    # a transfer set larger than the sample, so the stage must stop early; written in small row groups
+    transfer = pd.DataFrame({"text": list(labels["text"]) + [t + " please" for t in labels["text"]]})
+    ingested.to_parquet(tmp_path / "ingested.parquet", row_group_size=97)
+    transfer.to_parquet(tmp_path / "labels.parquet", row_group_size=97)
+    whole = evaluation_texts(ingested.loc[ingested.split == "test", "text"], transfer["text"])  # no limit
+    cfg = parse_params({"ingest": {}, "export": {"latency_texts": 20}}).export
+    limit = evaluation_limit(cfg)
+    assert len(whole) > limit
+    for batch_rows in (50, 65_536):  # many batches, one batch: the same texts in the same order
+        assert stream_evaluation_texts(tmp_path / "ingested.parquet", tmp_path / "labels.parquet", limit,
+                                       batch_rows) == whole[:limit]
+    assert stream_evaluation_texts(tmp_path / "ingested.parquet", tmp_path / "labels.parquet", 120, 50) == whole[:120]
+
+    sampled = export_bundle(trained.checkpoint, tmp_path / "sampled", cfg, whole[:limit])
+    full = export_bundle(trained.checkpoint, tmp_path / "full", cfg, whole)
+    for key in ("parity_rows", "fp32", "int8", "files_bytes", "passed"):
+        assert sampled[key] == full[key], key
+
+    with pytest.raises(DataError, match="missing column"):
+        stream_evaluation_texts(tmp_path / "labels.parquet", tmp_path / "labels.parquet", limit)
+    with pytest.raises(DataError, match="run the label stage first"):
+        stream_evaluation_texts(tmp_path / "ingested.parquet", tmp_path / "absent.parquet", limit)
+
+
 def test_the_words_featurizer_trains_exports_and_serves_without_a_tokenizer_file(frames, tmp_path):
     from pipeline.bundle import load_bundle
     from pipeline.distill.checkpoint import load_student
