@@ -52,6 +52,10 @@ CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_BUILD_UI=OFF",
     "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_CURL=OFF", "-DGGML_CCACHE=OFF",
+    # No AMX tile code, even where the CPU reports AMX: on a virtual machine whose kernel does not grant
+    # the tile state, the native build dies on its first `ldtilecfg` (general protection fault at start).
+    "-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16",
+    "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16",
 )
 
 Say = Callable[[str], None]
@@ -113,11 +117,21 @@ def _run(cmd: Sequence[str], what: str, cwd: Path | None = None, log: Path | Non
         raise LocalLLMError(f"{what} failed with exit code {code}{where}:\n" + "\n".join(tail))
 
 
+def _built_with(binary: Path) -> list[str] | None:
+    """The configure flags an installed binary was built with (its build.json), None when unknown."""
+    try:
+        return json.loads((binary.parent.parent / "build.json").read_text())["cmake_flags"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def build_server(tools: Path, jobs: int | None = None, say: Say = _say) -> Path:
     """The llama-server binary, built once from the pinned sdist; returns its path."""
     binary = server_path(tools)
-    if binary.is_file() and os.access(binary, os.X_OK):
+    if binary.is_file() and os.access(binary, os.X_OK) and _built_with(binary) == list(CMAKE_FLAGS):
         return binary
+    if binary.is_file():
+        say("the installed llama-server was built with other flags; building it again")
     for tool in ("cmake", "c++"):
         if shutil.which(tool) is None:
             raise LocalLLMError(f"building llama-server needs {tool} on PATH (Debian: apt-get install cmake g++)")
