@@ -101,7 +101,7 @@ def paced(url: str, bodies: list[bytes], concurrency: int, rate: float, seconds:
         got = _drive_wrk(url, bodies, concurrency, 3, work, pause)["rps"]
         reply_ms = max(0.0, 1000.0 * concurrency / got - pause)
         pause = max(0.0, target - reply_ms)
-    return dict(_drive_wrk(url, bodies, concurrency, seconds, work, pause), pause_ms=pause)
+    return _drive_wrk(url, bodies, concurrency, seconds, work, pause)
 
 
 def rows_in(db: Path) -> int:
