@@ -141,13 +141,16 @@ def read_json(path: str | Path) -> Any:
         raise JSONFileError(f"{path}: not valid JSON (byte {exc.start} is not UTF-8)") from None
 
 
+PARQUET_ROW_GROUP = 131_072  # a reader that streams a table (label, distill, export) holds one row group
+
+
 def write_parquet(path: str | Path, frame) -> None:
-    """Write a pandas DataFrame to Parquet atomically."""
+    """Write a pandas DataFrame to Parquet atomically, in row groups of :data:`PARQUET_ROW_GROUP` rows."""
     path = Path(path)
     fd, tmp = _temp_file(path)
     os.close(fd)
     try:
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, row_group_size=PARQUET_ROW_GROUP)
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:

@@ -72,6 +72,9 @@ class LabelConfig(Section):
     max_failure_rate: float = Field(default=0.01, ge=0.0, le=1.0)
     # Seconds between progress log lines when stderr is not a terminal.
     progress_every_s: float = Field(default=10.0, gt=0)
+    # Ingested rows read, labeled and written at a time (strategy all without a budget), so memory holds
+    # one chunk of a large table; budgeted and active labeling choose across the whole pool at once.
+    chunk_rows: int = Field(default=262_144, ge=1)
     dask: DaskConfig = Field(default_factory=DaskConfig)
     # Which pool texts go to the teacher: all of them, or those a quick student is least sure of (rounds).
     strategy: Literal["all", "active"] = "all"

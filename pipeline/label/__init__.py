@@ -5,6 +5,6 @@ Entry: ``python -m pipeline.stages.label`` (pipeline/stages/label.py). Parts: ``
 (Dask workers), ``progress`` (bar or log lines), ``table`` (the labels table and its file).
 """
 
-from pipeline.label.table import LabelingFailed, label_table, write_labels
+from pipeline.label.table import LabelingFailed, LabelsWriter, label_table, write_labels
 
-__all__ = ["LabelingFailed", "label_table", "write_labels"]
+__all__ = ["LabelingFailed", "LabelsWriter", "label_table", "write_labels"]

@@ -4,7 +4,8 @@ r"""Stage ``label``: soft labels from the teacher for every ingested row, augmen
         --out data/labels.parquet --metrics metrics/label.json [--feedback feedback]
 
 Every distinct text is looked up in the label cache first; only the missing ones reach the teacher.
-The work is :func:`pipeline.label.label_table`.
+The ingested table is read and labeled ``label.chunk_rows`` rows at a time, and each chunk's rows are
+appended to the output as they are labeled. The work is :func:`pipeline.label.label_table`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body(args) -> None:
         from pipeline.io import write_json
-        from pipeline.label import LabelingFailed, label_table, write_labels
-        from pipeline.outputs import read_ingested
+        from pipeline.label import LabelingFailed, LabelsWriter, label_table
+        from pipeline.label.table import ingested_chunks
+        from pipeline.teachers import load_teacher
 
         params = load_stage_params(args)
         fb = None
@@ -34,19 +36,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipeline.monitor.feedback import read_feedback
 
             fb = read_feedback(args.feedback)
-        kept, labels, metrics = label_table(read_ingested(args.data, ("id", "text", "split")), params,
-                                            args.teacher_dir, feedback=fb, state_path=args.state)
-        write_json(args.metrics, metrics)
-        if args.plots:
-            from pipeline.label.table import write_rounds_csv
+        teacher = load_teacher(params.teacher, args.teacher_dir)
+        with LabelsWriter(args.out, teacher.labels) as out:
+            _, _, metrics = label_table(ingested_chunks(args.data, params.label.chunk_rows), params, args.teacher_dir,
+                                        teacher=teacher, feedback=fb, state_path=args.state, on_rows=out.write)
+            write_json(args.metrics, metrics)
+            if args.plots:
+                from pipeline.label.table import write_rounds_csv
 
-            write_rounds_csv(args.plots, metrics)
-        if metrics["failure_rate"] > params.label.max_failure_rate:
-            raise LabelingFailed(
-                f"{metrics['failed_rows']} of {metrics['rows']} rows ({metrics['failure_rate']:.1%}) got no teacher "
-                f"label, above label.max_failure_rate={params.label.max_failure_rate:.1%}; reasons: "
-                f"{metrics['failures_by_reason']} (see the log; fix the teacher or raise the threshold)")
-        write_labels(args.out, kept, labels)
+                write_rounds_csv(args.plots, metrics)
+            if metrics["failure_rate"] > params.label.max_failure_rate:
+                raise LabelingFailed(
+                    f"{metrics['failed_rows']} of {metrics['rows']} rows ({metrics['failure_rate']:.1%}) got no "
+                    f"teacher label, above label.max_failure_rate={params.label.max_failure_rate:.1%}; reasons: "
+                    f"{metrics['failures_by_reason']} (see the log; fix the teacher or raise the threshold)")
+            out.commit()
 
     return run_stage("label", body, parser, argv)
 

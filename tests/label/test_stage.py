@@ -132,3 +132,42 @@ def test_augmented_rows_are_deterministic_and_cached(work):
     only_aug = only[only["split"] == "augmented"]
     assert set(only_aug["origin_id"]) == set(aug["origin_id"]) & set(unlabeled["id"])
     assert set(only_aug["text"]) == set(aug.loc[aug["origin_id"].isin(set(unlabeled["id"])), "text"])
+
+
+def test_labeling_in_chunks_writes_the_rows_one_chunk_does(work):
+    from pipeline.config import load_params
+    from pipeline.label import label_table, write_labels
+
+    tmp, _ = work
+    data = write_ingested(tmp / "ingested.parquet", 60)
+    outs = {}
+    for name, chunk_rows in (("one", 1000), ("many", 7)):
+        params = write_params(tmp / f"{name}.yaml", tmp / f"cache-{name}", chunk_rows=chunk_rows)
+        params.write_text(params.read_text().replace("variants: 0", "variants: 2"))
+        assert run(tmp, params, data) == 0
+        (tmp / "labels.parquet").rename(tmp / f"{name}.parquet")
+        outs[name] = (pd.read_parquet(tmp / f"{name}.parquet"), json.loads((tmp / "label.json").read_text()))
+    one, many = outs["one"], outs["many"]
+    assert pq.ParquetFile(tmp / "many.parquet").num_row_groups > 1  # appended chunk by chunk
+    a, b = (frame.sort_values("id").reset_index(drop=True) for frame in (one[0], many[0]))
+    assert a[["id", "text", "split", "origin_id", "pred"]].equals(b[["id", "text", "split", "origin_id", "pred"]])
+    assert np.array_equal(np.stack(a["probs"]), np.stack(b["probs"]))
+    for key in ("rows", "labeled_rows", "cache_misses", "texts_sent", "augmented_rows"):
+        assert one[1][key] == many[1][key], key
+    # a text met in two chunks (a variant equal to another row's text) is a miss, then a cache hit
+    assert many[1]["distinct_texts"] - one[1]["distinct_texts"] == many[1]["cache_hits"] - one[1]["cache_hits"] >= 0
+    assert (many[0]["split"] == "augmented").any()
+
+    # one chunk: the stage's file is byte for byte what the whole table labeled in memory gives
+    params = load_params(tmp / "one.yaml")
+    kept, names, _ = label_table(pd.read_parquet(data), params, tmp / "teacher")
+    write_labels(tmp / "memory.parquet", kept, names)
+    assert (tmp / "memory.parquet").read_bytes() == (tmp / "one.parquet").read_bytes()
+    # feedback texts follow the last chunk, minus those already in the data
+    frame = pd.read_parquet(data)
+    feedback = pd.DataFrame({"text": ["a brand new complaint", frame["text"][3], "a brand new complaint"]})
+    chunked, _, metrics = label_table((frame[i:i + 9] for i in range(0, len(frame), 9)), params, tmp / "teacher",
+                                      feedback=feedback)
+    assert metrics["feedback_rows"] == 1
+    assert chunked["text"].tolist()[-1] == "a brand new complaint" and chunked["split"].tolist()[-1] == "feedback"
+    assert sorted(chunked["id"]) == sorted(label_table(frame, params, tmp / "teacher", feedback=feedback)[0]["id"])
