@@ -105,11 +105,18 @@ def read_labels(path: str | Path):
     """Read ``data/labels.parquet`` and its label names (Parquet metadata key ``labels``)."""
     import pyarrow.parquet as pq
 
+    names = read_label_names(path)
+    return pq.read_table(path).to_pandas(), names
+
+
+def read_label_names(path: str | Path) -> list[str]:
+    """The label names of ``data/labels.parquet`` (Parquet metadata key ``labels``), read from its footer."""
+    import pyarrow.parquet as pq
+
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: labels file not found (run the label stage first)")
-    table = pq.read_table(path)
-    meta = table.schema.metadata or {}
+    meta = pq.read_schema(path).metadata or {}
     if b"labels" not in meta:
         raise DataError(f"{path}: Parquet metadata has no 'labels' key (the label names, see docs/contracts.md)")
-    return table.to_pandas(), list(json.loads(meta[b"labels"]))
+    return list(json.loads(meta[b"labels"]))

@@ -103,6 +103,10 @@ class DistillConfig(Section):
     processes: int = Field(default=1, ge=1, le=64)
     # Use gold labels of the `labeled` split in the `ce` term (teacher argmax elsewhere).
     use_gold: bool = True
+    # Training rows held in memory at once. A transfer set this size or smaller is shuffled whole each
+    # epoch; a larger one is read from disk a window of blocks at a time, in a block shuffle
+    # (docs/scaling.md, "The batch pipeline with many rows").
+    window_rows: int = Field(default=262_144, ge=1024)
 
     @field_validator("losses")
     @classmethod

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.distill.data import TransferSet, build_transfer_set
+import numpy as np
 
-__all__ = ["DistillResult", "train_from_frames", "train_transfer_set", "write_outputs"]
+from pipeline.distill.data import StoredTransferSet, TransferSet, build_transfer_set
+from pipeline.distill.rows import chunks
+
+__all__ = ["DistillResult", "train_from_files", "train_from_frames", "train_transfer_set", "write_outputs"]
 
 log = logging.getLogger("distill.distill")
 
@@ -34,7 +37,7 @@ class DistillResult:
     confusion: list[tuple[str, str]]  # (actual, predicted) on test rows with a gold label
 
 
-def train_transfer_set(data: TransferSet, cfg, seed: int, out_dir: str | Path,
+def train_transfer_set(data: TransferSet | StoredTransferSet, cfg, seed: int, out_dir: str | Path,
                        stop_after_epoch: int | None = None) -> DistillResult:
     """Train (or resume) the student on a prepared transfer set and evaluate it on its test rows."""
     from pipeline.distill.checkpoint import load_student
@@ -46,8 +49,9 @@ def train_transfer_set(data: TransferSet, cfg, seed: int, out_dir: str | Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     job = TrainJob(data=data, cfg=cfg, spec=spec, seed=seed, checkpoint=str(path),
                    stop_after_epoch=stop_after_epoch)
+    train_rows, val_rows, test_rows = data.train_rows(), data.val_rows(), data.test_rows()
     log.info("training %s on %d rows (%d validation, %d test), %d process(es)", cfg.student.name,
-             len(data.train_texts), len(data.val_texts), len(data.test_texts), cfg.processes)
+             train_rows.n, val_rows.n, test_rows.n, cfg.processes)
     run_training(job)
 
     loaded = load_student(path)
@@ -61,23 +65,27 @@ def train_transfer_set(data: TransferSet, cfg, seed: int, out_dir: str | Path,
         "finished": bool(training["done"]),
         "val_agreement": training["best_val"],
         "loss": best["loss"],
-        "train_rows": len(data.train_texts),
-        "val_rows": len(data.val_texts),
-        "test_rows": len(data.test_texts),
+        "train_rows": train_rows.n,
+        "val_rows": val_rows.n,
+        "test_rows": test_rows.n,
         "parameters": int(sum(p.numel() for p in loaded.model.parameters())),
     }
     confusion: list[tuple[str, str]] = []
-    if data.test_texts:
-        pred = predict_logits(loaded.model, Featurizer(spec), data.test_texts).argmax(axis=1)
-        known = data.test_gold >= 0
+    if test_rows.n:
+        featurizer, parts = Featurizer(spec), []
+        for texts, probs, gold in chunks(test_rows):  # one chunk of texts in memory at a time
+            parts.append((predict_logits(loaded.model, featurizer, texts).argmax(axis=1), gold,
+                          None if probs is None else probs.argmax(axis=1)))
+        pred, test_gold = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        known = test_gold >= 0
         if known.any():
-            metrics["test_accuracy"] = float((pred[known] == data.test_gold[known]).mean())
-            confusion = [(data.labels[a], data.labels[p]) for a, p in zip(data.test_gold[known], pred[known])]
-        if data.test_probs is not None:
-            teacher = data.test_probs.argmax(axis=1)
+            metrics["test_accuracy"] = float((pred[known] == test_gold[known]).mean())
+            confusion = [(data.labels[a], data.labels[p]) for a, p in zip(test_gold[known], pred[known])]
+        if parts[0][2] is not None:
+            teacher = np.concatenate([p[2] for p in parts])
             metrics["test_agreement"] = float((pred == teacher).mean())
             if known.any():
-                metrics["teacher_test_accuracy"] = float((teacher[known] == data.test_gold[known]).mean())
+                metrics["teacher_test_accuracy"] = float((teacher[known] == test_gold[known]).mean())
     return DistillResult(checkpoint=path, metrics=metrics, history=history, confusion=confusion)
 
 
@@ -86,6 +94,20 @@ def train_from_frames(ingested, labels_frame, label_names: list[str], cfg, seed:
     """Pure entry point: ingested + labels tables (contracts.md) -> trained checkpoint and metrics."""
     data = build_transfer_set(ingested, labels_frame, label_names, cfg.validation_share, cfg.use_gold)
     return train_transfer_set(data, cfg, seed, out_dir, stop_after_epoch)
+
+
+def train_from_files(ingested_path: str | Path, labels_path: str | Path, cfg, seed: int, out_dir: str | Path,
+                     stop_after_epoch: int | None = None) -> DistillResult:
+    """The distill stage's entry: the two Parquet files are streamed into row stores in a scratch folder
+    (``TMPDIR``), so memory holds a window of rows, not the tables; same rows and result as
+    :func:`train_from_frames` on the same files."""
+    import tempfile
+
+    from pipeline.distill.data import stream_transfer_set
+
+    with tempfile.TemporaryDirectory(prefix="distill-rows-") as scratch:
+        data = stream_transfer_set(ingested_path, labels_path, cfg.validation_share, cfg.use_gold, scratch)
+        return train_transfer_set(data, cfg, seed, out_dir, stop_after_epoch)
 
 
 def write_outputs(result: DistillResult, metrics_path: str | Path, plots_dir: str | Path) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.distill.rows import MemoryRows, RowStore, RowWriter, chunks
 from pipeline.errors import DataError
 
 TRANSFER_SPLITS = ("labeled", "unlabeled", "augmented", "feedback")  # feedback: monitor disagreements
@@ -44,6 +45,36 @@ class TransferSet:
         for arr in (self.train_probs, self.train_targets, self.val_probs):
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()[:16]
+
+    def train_rows(self) -> MemoryRows:
+        return MemoryRows(self.train_texts, self.train_probs, self.train_targets)
+
+    def val_rows(self) -> MemoryRows:
+        return MemoryRows(self.val_texts, self.val_probs, np.full(len(self.val_texts), -1, dtype=np.int64))
+
+    def test_rows(self) -> MemoryRows:
+        return MemoryRows(self.test_texts, self.test_probs, self.test_gold)
+
+
+@dataclass
+class StoredTransferSet:
+    """The same split as :class:`TransferSet`, with each part in a :class:`RowStore` on disk (the distill stage).
+    ``test.probs`` is absent when the teacher did not label the test split; its targets are gold (-1 unknown)."""
+
+    labels: list[str]
+    train: RowStore
+    val: RowStore
+    test: RowStore
+    digest: str  # equal to the digest a TransferSet of the same rows has
+
+    def train_rows(self) -> RowStore:
+        return self.train
+
+    def val_rows(self) -> RowStore:
+        return self.val
+
+    def test_rows(self) -> RowStore:
+        return self.test
 
 
 def in_validation(keys, share: float) -> np.ndarray:
@@ -114,3 +145,110 @@ def build_transfer_set(ingested, labels_frame, label_names: list[str], validatio
         val_texts=[texts[i] for i in np.flatnonzero(val)], val_probs=probs[val],
         test_texts=test_texts, test_gold=test_gold, test_probs=test_probs,
     )
+
+
+def stream_transfer_set(ingested_path, labels_path, validation_share: float, use_gold: bool,
+                        folder, batch_rows: int = 65_536) -> StoredTransferSet:
+    """:func:`build_transfer_set` over the two Parquet files, read in batches of ``batch_rows`` and written
+    to row stores under ``folder``: memory holds one batch and the gold labels of ``labeled`` and ``test``
+    rows, never the tables. The rows, their order and the digest equal what :func:`build_transfer_set`
+    gives on the same files."""
+    from pathlib import Path
+
+    from pipeline.outputs import column_batches, read_label_names
+
+    label_names = read_label_names(labels_path)
+    k = len(label_names)
+    if k < 2:
+        raise DataError(f"labels data names {k} label(s); need at least 2")
+    index = {name: i for i, name in enumerate(label_names)}
+    folder = Path(folder)
+    gold: dict[str, int | str] = {}  # id -> label index (the label itself when it is not a teacher label)
+    for batch in column_batches(ingested_path, ["id", "label", "split"], "run the ingest stage first", batch_rows):
+        for i, label, split in zip(*(batch.column(c).to_pylist() for c in ("id", "label", "split"))):
+            if label is not None and split in ("labeled", "test"):
+                gold[i] = index.get(label, label)
+    import pyarrow.parquet as pq
+
+    has_origin = "origin_id" in pq.read_schema(labels_path).names
+    columns = ["id", "text", "split", "probs"] + (["origin_id"] if has_origin else [])
+    train, val = RowWriter(folder / "train", k), RowWriter(folder / "val", k)
+    test: RowWriter | None = None
+    for batch in column_batches(labels_path, columns, "run the label stage first", batch_rows):
+        probs = _probs_matrix(batch.column("probs"), k)
+        ids = batch.column("id").to_pylist()
+        origin = batch.column("origin_id").to_pylist() if has_origin else ids
+        keys = [o if isinstance(o, str) and o else i for o, i in zip(origin, ids)]
+        split = np.array(batch.column("split").to_pylist(), dtype=object)
+        texts = [t if isinstance(t, str) else str(t) for t in batch.column("text").to_pylist()]
+        transfer = np.isin(split, TRANSFER_SPLITS)
+        in_val = in_validation(keys, validation_share) & transfer
+        is_val = in_val & (split != "augmented")
+        is_train = transfer & ~in_val
+        targets = np.full(len(ids), -1, dtype=np.int64)
+        if use_gold:
+            for i in np.flatnonzero((split == "labeled") & is_train):
+                g = gold.get(ids[i])
+                if isinstance(g, str):
+                    raise DataError(f"labeled row {ids[i]}: gold label {g!r} is not one of the teacher's labels")
+                if g is not None:
+                    targets[i] = g
+        for writer, mask in ((train, is_train), (val, is_val)):
+            rows = np.flatnonzero(mask)
+            writer.append([texts[i] for i in rows], probs[rows], targets[rows])
+        rows = np.flatnonzero(split == "test")
+        if len(rows):
+            test = test or RowWriter(folder / "test", k)
+            gold_index = np.array([_index(gold.get(ids[i])) for i in rows], dtype=np.int64)
+            test.append([texts[i] for i in rows], probs[rows], gold_index)
+    train_rows, val_rows = train.close(), val.close()
+    if train_rows.n == 0 or val_rows.n == 0:
+        raise DataError(f"transfer set too small: {train_rows.n} train / {val_rows.n} validation rows "
+                        f"(validation_share={validation_share}); label more data or change the share")
+    if test is None:  # the teacher did not label the test split: accuracy only
+        test = RowWriter(folder / "test", None)
+        for batch in column_batches(ingested_path, ["id", "text", "split"], "run the ingest stage first", batch_rows):
+            split = batch.column("split").to_pylist()
+            rows = [i for i, s in enumerate(split) if s == "test"]
+            if rows:
+                texts, ids = batch.column("text").to_pylist(), batch.column("id").to_pylist()
+                test.append([str(texts[i]) for i in rows], None,
+                            np.array([_index(gold.get(ids[i])) for i in rows], dtype=np.int64))
+    return StoredTransferSet(labels=list(label_names), train=train_rows, val=val_rows, test=test.close(),
+                             digest=_stored_digest(label_names, train_rows, val_rows))
+
+
+def _index(gold) -> int:
+    return gold if isinstance(gold, int) else -1
+
+
+def _probs_matrix(column, k: int) -> np.ndarray:
+    """A Parquet ``list<float>`` column as a float32 ``[rows, k]`` matrix, without a Python object per row."""
+    import pyarrow as pa
+
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if column.null_count:
+        raise DataError("labels data: some rows have no probs")
+    widths = np.diff(column.offsets.to_numpy())
+    if len(widths) and (widths != k).any():
+        raise DataError(f"labels data: probs rows have width ({int(widths[widths != k][0])},) but there are {k} "
+                        "label names")
+    probs = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, k)
+    if not np.isfinite(probs).all():
+        raise DataError("labels data: probs hold NaN or infinite values")
+    return probs
+
+
+def _stored_digest(label_names: list[str], train: RowStore, val: RowStore) -> str:
+    """:attr:`TransferSet.digest` of the stored rows, read back in chunks."""
+    h = hashlib.sha256(json.dumps(label_names).encode())
+    for rows in (train, val):
+        first = True
+        for texts, _, _ in chunks(rows):
+            h.update(("" if first else "\x1f").encode() + "\x1f".join(texts).encode())
+            first = False
+    for path in (train.folder / "probs.f32", train.folder / "targets.i64", val.folder / "probs.f32"):
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()[:16]

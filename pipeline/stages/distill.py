@@ -4,7 +4,7 @@ r"""Stage ``distill``: train the student on the teacher's soft labels.
         --out models/student --metrics metrics/distill.json --plots plots/distill
 
 Writes ``<out>/checkpoint.pt`` (self-describing, resumable after a kill), the metrics JSON and the DVC
-plots ``history.csv`` and ``confusion.csv``. The work is :func:`pipeline.distill.train_from_frames`.
+plots ``history.csv`` and ``confusion.csv``. The work is :func:`pipeline.distill.train_from_files`.
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "--out=student --metrics=distill_metrics --plots=distill_plots")
 
     def body(args) -> None:
-        from pipeline.distill import train_from_frames, write_outputs
-        from pipeline.outputs import read_ingested, read_labels
+        from pipeline.distill import train_from_files, write_outputs
 
         params = load_stage_params(args)
-        labels_frame, names = read_labels(args.labels)
-        result = train_from_frames(read_ingested(args.data), labels_frame, names, params.distill, params.seed,
-                                   args.out)
+        result = train_from_files(args.data, args.labels, params.distill, params.seed, args.out)
         write_outputs(result, args.metrics, args.plots)
         log.info("best epoch %s: validation agreement %.4f, test accuracy %s", result.metrics["best_epoch"],
                  result.metrics["val_agreement"], result.metrics.get("test_accuracy"))
