@@ -5,20 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import parse_params
 from pipeline.distill import CHECKPOINT_NAME, train_from_files, train_from_frames
 from pipeline.distill.data import build_transfer_set, stream_transfer_set
 from pipeline.distill.rows import BLOCK_ROWS, MemoryRows, RowWriter, epoch_batches
+from tests.distill.test_training import _cfg as training_cfg
 from tests.student_data import banking77_frames, write_labels_parquet
 
 pytestmark = pytest.mark.model
 
 
 def _cfg(**overrides):
-    distill = {"featurizer": {"buckets": 4096}, "student": {"name": "hashed-ngram-bag", "kwargs": {"dim": 32}},
-               "epochs": 2, "patience": 3, "lr": 0.03, "validation_share": 0.15}
-    distill.update(overrides)
-    return parse_params({"ingest": {}, "distill": distill}).distill
+    return training_cfg(**{"epochs": 2, **overrides})
 
 
 @pytest.fixture(scope="module")
