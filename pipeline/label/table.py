@@ -72,8 +72,10 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
     if chunk is None:
         chunk = pd.DataFrame({"id": [], "text": [], "split": []})
     while chunk is not None:
-        following = next(chunks, None)
+        # feedback joins the last chunk, so only then is the next chunk read before this one is labeled
+        following = next(chunks, None) if pending else _Later(chunks)
         rows = chunk[["id", "text", "split"]].assign(origin_id=None)
+        chunk = None  # rows is a copy: the chunk is not held while it is labeled
         rows["id"] = rows["id"].astype(str)
         sources = rows[rows["split"].isin(params.augment.splits)]
         aug, counts = augment_rows(sources["id"].tolist(), sources["text"].tolist(), params.augment, params.seed)
@@ -84,7 +86,7 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
         if pending:
             for text in rows["text"]:
                 pending.pop(text, None)
-        if following is None and pending:
+        if pending and following is None:
             new = list(pending)
             totals["feedback_rows"] += len(new)
             rows = pd.concat([rows, pd.DataFrame({"id": [f"fb-{text_key(t)[:16]}" for t in new], "text": new,
@@ -94,7 +96,7 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
             on_rows(kept)
         else:
             parts.append(kept)
-        chunk = following
+        chunk = following.get() if isinstance(following, _Later) else following
 
     labels = list(teacher.labels)
     stats = all_stats
@@ -141,6 +143,16 @@ def label_table(frame, params: Params, model_dir: str | Path, teacher=None, feed
              len(stats.failed), metrics["failures_by_reason"], metrics["usage"])
     kept = None if on_rows is not None else (parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True))
     return kept, labels, metrics
+
+
+class _Later:
+    """The next chunk, read only when asked for."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def get(self):
+        return next(self.chunks, None)
 
 
 def _label_rows(rows, params: Params, teacher, model_dir, state_path, budgeted: bool, totals: Counter,
