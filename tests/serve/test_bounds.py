@@ -104,13 +104,18 @@ def test_health_answers_while_the_model_works_and_saturation_is_429(tmp_path, bu
     ws, server = _serve(tmp_path, bundles, monkeypatch, max_pending=2, inference_threads=1)
     heavy = {"texts": [("my card payment was declined twice today " * 250)[:10_000]] * 64}
     results: list[tuple[int, float, dict]] = []
+    clients = 12
+    start = threading.Barrier(clients)  # all requests arrive together, or a fast server keeps up with them
 
     def post():
-        r = httpx.post(server.url + "/v1/predict", json=heavy, timeout=60)
+        with httpx.Client(timeout=60) as client:
+            client.get(server.url + "/healthz")  # connect before the barrier
+            start.wait()
+            r = client.post(server.url + "/v1/predict", json=heavy)
         results.append((r.status_code, time.monotonic(), dict(r.headers)))
 
     try:
-        threads = [threading.Thread(target=post) for _ in range(8)]
+        threads = [threading.Thread(target=post) for _ in range(clients)]
         for t in threads:
             t.start()
         time.sleep(0.3)
