@@ -146,14 +146,35 @@ PARQUET_ROW_GROUP = 131_072  # a reader that streams a table (label, distill, ex
 
 def write_parquet(path: str | Path, frame) -> None:
     """Write a pandas DataFrame to Parquet atomically, in row groups of :data:`PARQUET_ROW_GROUP` rows."""
+    write_parquet_batches(path, [frame])
+
+
+def write_parquet_batches(path: str | Path, frames) -> None:
+    """Write pandas DataFrames (an iterable, e.g. a generator; the same columns and dtypes) as one Parquet
+    file, atomically, in row groups of :data:`PARQUET_ROW_GROUP` rows: frames of exactly that many rows
+    give the bytes ``DataFrame.to_parquet`` gives for their concatenation. Holds one frame at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path = Path(path)
     fd, tmp = _temp_file(path)
     os.close(fd)
+    writer = None
     try:
-        frame.to_parquet(tmp, index=False, row_group_size=PARQUET_ROW_GROUP)
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table, row_group_size=PARQUET_ROW_GROUP)
+        if writer is None:
+            raise ValueError(f"{path}: no frame to write")
+        writer.close()
+        writer = None
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
+        if writer is not None:
+            writer.close()
         Path(tmp).unlink(missing_ok=True)
         raise
 

@@ -63,4 +63,4 @@ def read_email_dir(cfg: "IngestConfig", seed: int) -> SourceData:
             rows.append({"id": None, "text": parsed.text, "label": label, "group": folder,
                          "source": rel.as_posix() if index == 0 else f"{rel.as_posix()}#{index}"})
     description = {"kind": "email_dir", "path": str(root), "label_from_folder": src.label_from_folder}
-    return SourceData(raw_frame(rows), counts, description)
+    return SourceData([raw_frame(rows)], counts, description)

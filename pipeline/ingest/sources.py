@@ -1,15 +1,17 @@
 """Source readers, registered by ``ingest.source.kind``.
 
-Every reader turns its input into the same raw frame (columns ``id`` (source id or None),
-``text``, ``label`` (or None), ``group`` (or None), ``source``, ``fixed_split`` ("test" for rows
-of a given test file, else None)) plus counts of what it had to repair or skip, so that
-:func:`pipeline.ingest.ingest` cleans, deduplicates and splits every source the same way.
+Every reader turns its input into raw frames (columns ``id`` (source id or None), ``text``,
+``label`` (or None), ``group`` (or None), ``source``, ``fixed_split`` ("test" for rows of a given
+test file, else None)) plus counts of what it had to repair or skip, so that
+:func:`pipeline.ingest.ingest` cleans, deduplicates and splits every source the same way. A reader
+of large files yields its frames one batch at a time (table files: :data:`BATCH_ROWS` rows), so
+ingest never holds the whole source; counts are complete once the frames are exhausted.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,13 +24,15 @@ if TYPE_CHECKING:
     from pipeline.config.ingest import IngestConfig
 
 RAW_COLUMNS = ["id", "text", "label", "group", "source", "fixed_split"]
+BATCH_ROWS = 131_072  # rows per raw frame a table reader yields
 
 
 @dataclass
 class SourceData:
-    """What a reader returns: the raw rows, counts of repairs/skips, and a description for the report."""
+    """What a reader returns: the raw rows (frames, in source order; may be a generator), counts of
+    repairs/skips (filled while the frames are read), and a description for the report."""
 
-    frame: "pd.DataFrame"
+    frames: Iterable["pd.DataFrame"]
     counts: Counter = field(default_factory=Counter)
     description: dict = field(default_factory=dict)
 

@@ -152,4 +152,4 @@ def read_spamassassin(cfg: "IngestConfig", seed: int) -> SourceData:
                          "group": group, "source": f"spamassassin/{group}/{path.name}"})
     description = {"kind": "spamassassin", "package": f"{sa.package}@{sa.version}", "integrity": sa.integrity,
                    "tarball": str(tgz), "per_group": sa.per_group, "license": "PDDL-1.0 (database), CC0-1.0 (contents)"}
-    return SourceData(raw_frame(rows), counts, description)
+    return SourceData([raw_frame(rows)], counts, description)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import DataError
-from pipeline.ingest.sources import SourceData, raw_frame, register
+from pipeline.ingest.sources import BATCH_ROWS, SourceData, raw_frame, register
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,18 +24,21 @@ if TYPE_CHECKING:
     from pipeline.config.ingest import IngestConfig, SourceConfig
 
 
-def _read_csv(path: Path, src: "SourceConfig", counts: Counter) -> "pd.DataFrame":
+def _read_csv(path: Path, src: "SourceConfig", counts: Counter) -> Iterator["pd.DataFrame"]:
     import pandas as pd
 
     # The C parser ends a field at a NUL byte ("crash\0 on start" -> "crash"); the python parser keeps it,
     # and ingest's control-character rule then decides (ingest.control_chars). Only such files pay for it.
     engine = "python" if _has_nul(path) else "c"
     try:
-        return pd.read_csv(path, dtype=str, encoding=src.encoding, engine=engine)
+        reader = pd.read_csv(path, dtype=str, encoding=src.encoding, engine=engine, chunksize=BATCH_ROWS)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (no header, no rows)") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: not a readable CSV file: {exc}") from None
+    with reader:
+        try:
+            yield from reader
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{path}: not a readable CSV file: {exc}") from None
 
 
 def _has_nul(path: Path) -> bool:
@@ -42,16 +46,24 @@ def _has_nul(path: Path) -> bool:
         return any(b"\0" in block for block in iter(lambda: fh.read(1 << 20), b""))
 
 
-def _read_parquet(path: Path, src: "SourceConfig", counts: Counter) -> "pd.DataFrame":
-    import pandas as pd
+def _read_parquet(path: Path, src: "SourceConfig", counts: Counter) -> Iterator["pd.DataFrame"]:
+    import pyarrow.parquet as pq
 
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for corrupt files
+    try:  # pyarrow raises several types for corrupt files
+        table = pq.ParquetFile(path)
+        wanted = [c for c in (src.text_column, src.label_column, src.id_column) if c]
+        if any(c not in table.schema_arrow.names for c in wanted) or table.metadata.num_rows == 0:
+            yield table.schema_arrow.empty_table().to_pandas()  # every column, for read_table's check
+            return
+        for batch in table.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+            yield batch.to_pandas()
+    except DataError:
+        raise
+    except Exception as exc:
         raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
 
 
-def _read_jsonl(path: Path, src: "SourceConfig", counts: Counter) -> "pd.DataFrame":
+def _read_jsonl(path: Path, src: "SourceConfig", counts: Counter) -> Iterator["pd.DataFrame"]:
     import pandas as pd
 
     records = []
@@ -75,7 +87,10 @@ def _read_jsonl(path: Path, src: "SourceConfig", counts: Counter) -> "pd.DataFra
                                     "line (a \\uD8xx escape needs its low half)")
             record[_LINE] = lineno
             records.append(record)
-    return pd.DataFrame.from_records(records)
+            if len(records) == BATCH_ROWS:
+                yield pd.DataFrame.from_records(records)
+                records = []
+    yield pd.DataFrame.from_records(records)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -85,26 +100,38 @@ _LINE = "\0line"  # where a JSONL row came from (for error messages); never a re
 _FORMATS = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}
 
 
-def read_table(path: str | Path, src: "SourceConfig", counts: Counter) -> "pd.DataFrame":
-    """Read one table file in the configured format, with errors that say what to fix."""
+def read_table(path: str | Path, src: "SourceConfig", counts: Counter) -> Iterator["pd.DataFrame"]:
+    """Read one table file in the configured format, one frame of at most :data:`BATCH_ROWS` rows at a
+    time, with errors that say what to fix. Every frame has the configured columns: a JSONL record without
+    one gets None there, and a column no record has is an error once the file is read."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found (set ingest.source.path / test_path to an existing file)")
+    wanted = [c for c in (src.text_column, src.label_column, src.id_column) if c]
+    seen: list[str] = []
+    frames = _FORMATS[src.kind](path, src, counts)
+    fixed_columns = src.kind != "jsonl"  # a CSV header or a Parquet schema names every column up front
     try:
-        frame = _FORMATS[src.kind](path, src, counts)
+        for frame in frames:
+            seen += [c for c in frame.columns if c not in seen]
+            if fixed_columns:
+                _check_columns(path, wanted, seen)
+            yield frame.reindex(columns=list(frame.columns) + [c for c in wanted if c not in frame.columns])
     except UnicodeDecodeError as exc:
         raise DataError(
             f"{path}: byte {exc.start} is not valid {src.encoding} ({exc.reason}); set ingest.source.encoding "
             f"to the file's encoding (e.g. latin-1 or cp1252) or re-save the file as UTF-8"
         ) from None
-    wanted = [c for c in (src.text_column, src.label_column, src.id_column) if c]
-    missing = [c for c in wanted if c not in frame.columns]
+    _check_columns(path, wanted, seen)
+
+
+def _check_columns(path: Path, wanted: list[str], columns: list) -> None:
+    missing = [c for c in wanted if c not in columns]
     if missing:
         raise DataError(
             f"{path}: column(s) {', '.join(map(repr, missing))} not found; the file has columns "
-            f"{', '.join(map(repr, map(str, frame.columns)))} (set ingest.source.text_column / label_column / id_column)"
+            f"{', '.join(map(repr, map(str, columns)))} (set ingest.source.text_column / label_column / id_column)"
         )
-    return frame
 
 
 def _cell(value, path: str, row: str, column: str, text: bool):
@@ -128,14 +155,16 @@ def _cell(value, path: str, row: str, column: str, text: bool):
                     f"got {type(value).__name__} {shown}; ingest never turns such values into strings")
 
 
-def _rows(frame: "pd.DataFrame", src: "SourceConfig", source: str, fixed_split: str | None, path: str) -> list[dict]:
+def _rows(frame: "pd.DataFrame", src: "SourceConfig", source: str, fixed_split: str | None, path: str,
+          first_row: int = 0) -> list[dict]:
+    """Raw rows of one frame of a table file whose first data row is row ``first_row + 1`` of the file."""
     lines = frame[_LINE].tolist() if _LINE in frame.columns else None
     texts = frame[src.text_column].tolist()
     labels = frame[src.label_column].tolist() if src.label_column else [None] * len(frame)
     ids = frame[src.id_column].tolist() if src.id_column else [None] * len(frame)
     out = []
     for n, (t, lab, i) in enumerate(zip(texts, labels, ids)):
-        row = f"line {lines[n]}" if lines is not None else f"row {n + 1}"  # data rows count from 1
+        row = f"line {lines[n]}" if lines is not None else f"row {first_row + n + 1}"  # data rows count from 1
         out.append({"id": _cell(i, path, row, src.id_column or "", False),
                     "text": _cell(t, path, row, src.text_column, True),
                     "label": _cell(lab, path, row, src.label_column or "", False),
@@ -144,18 +173,23 @@ def _rows(frame: "pd.DataFrame", src: "SourceConfig", source: str, fixed_split: 
 
 
 def read_tables(cfg: "IngestConfig", seed: int) -> SourceData:
-    """Reader for csv / parquet / jsonl: the pool file plus the optional given test file."""
+    """Reader for csv / parquet / jsonl: the pool file plus the optional given test file, batch by batch."""
     src = cfg.source
     counts: Counter = Counter()
-    rows = []
-    # The given test file comes first so that, when a text sits in both files, the test copy is kept
-    # and the training copy is the one removed as a duplicate (no leakage, test set unchanged).
-    if src.test_path:
-        rows += _rows(read_table(src.test_path, src, counts), src, Path(src.test_path).name, "test", src.test_path)
-    rows += _rows(read_table(src.path, src, counts), src, Path(src.path).name, None, src.path)
     description = {"kind": src.kind, "path": src.path, "test_path": src.test_path, "text_column": src.text_column,
                    "label_column": src.label_column, "id_column": src.id_column, "encoding": src.encoding}
-    return SourceData(raw_frame(rows), counts, description)
+    return SourceData(_table_frames(src, counts), counts, description)
+
+
+def _table_frames(src: "SourceConfig", counts: Counter) -> Iterator["pd.DataFrame"]:
+    # The given test file comes first so that, when a text sits in both files, the test copy is kept
+    # and the training copy is the one removed as a duplicate (no leakage, test set unchanged).
+    files = ([(src.test_path, "test")] if src.test_path else []) + [(src.path, None)]
+    for path, fixed_split in files:
+        first_row = 0
+        for frame in read_table(path, src, counts):
+            yield raw_frame(_rows(frame, src, Path(path).name, fixed_split, path, first_row))
+            first_row += len(frame)
 
 
 for _kind in _FORMATS:

@@ -2,7 +2,8 @@
 
     python -m pipeline.stages.ingest --out data/ingested.parquet --metrics metrics/ingest.json [--set ingest.spamassassin.per_group=50]
 
-The work is :func:`pipeline.ingest.ingest` (sources, cleaning, splits: see that package).
+The work is :func:`pipeline.ingest.ingest_to` (sources, cleaning, splits: see that package); it streams
+the source in batches, so the table never has to fit in memory.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = stage_parser("distill ingest", __doc__, "--out=ingested --metrics=ingest_metrics")
 
     def body(args) -> None:
-        from pipeline.ingest import ingest
-        from pipeline.io import write_json, write_parquet
+        from pipeline.ingest import ingest_to
+        from pipeline.io import write_json
 
         params = load_stage_params(args)
-        result = ingest(params.ingest, params.seed)
-        write_parquet(args.out, result.table)
-        write_json(args.metrics, result.report)
-        log.info("ingest: %d rows %s; dropped %s; capped %s", result.report["rows"], result.report["splits"],
-                 result.report["dropped"], result.report["capped"])
+        report = ingest_to(args.out, params.ingest, params.seed)
+        write_json(args.metrics, report)
+        log.info("ingest: %d rows %s; dropped %s; capped %s", report["rows"], report["splits"], report["dropped"],
+                 report["capped"])
 
     return run_stage("ingest", body, parser, argv)
 
