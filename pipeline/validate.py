@@ -14,13 +14,23 @@ column ``test_text_leak`` on the table, and a small per-class table of labeled s
 result is always written to ``--report``; on failure :class:`ValidationFailed` carries a readable
 summary (expectation, failing rows, a few examples). GX is imported inside :func:`validate`
 because its import costs seconds.
+
+The stage streams (:func:`validate_file`): a first pass gathers what the cross-row rules need as
+hashes (the label set, class counts, leaking texts, repeated ids), then the suite runs on each row
+group of the table and the counts are summed; ``gx_results`` in the report holds one result per
+batch (``table``, ``table.2``, ...). On a table of one row group the outcome is :func:`validate`'s.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 
 if TYPE_CHECKING:
@@ -43,28 +53,80 @@ class ValidationOutcome:
 DOCS_SITE = "distill"
 
 
-def _with_leak_column(table: "pd.DataFrame") -> "pd.DataFrame":
-    """Copy of the table with ``test_text_leak``: the row's text occurs both in test and in a training split."""
-    frame = table.copy()
-    is_test = frame["split"] == "test"
-    shared = set(frame.loc[is_test, "text"].dropna()) & set(frame.loc[~is_test, "text"].dropna())
-    frame["test_text_leak"] = frame["text"].isin(shared)
-    return frame
+class _Facts:
+    """What the cross-row rules need, gathered in one pass over the table's batches: the row count, the
+    columns, the labeled rows per class, and per row whether its text leaks between ``test`` and the
+    training splits and whether its id repeats. Texts and ids are kept as 16-byte hashes, not strings."""
+
+    def __init__(self, batches: Iterable["pd.DataFrame"]):
+        self.rows, self.batches, self.columns = 0, 0, []
+        self.labeled: Counter = Counter()
+        text_keys, text_rows, is_test, id_keys, id_rows = [], [], [], [], []
+        for frame in batches:
+            if not self.batches:
+                self.columns = list(frame.columns)
+            present = set(frame.columns)
+            if {"split", "label"} <= present:
+                self.labeled.update(frame.loc[frame["split"] == "labeled", "label"].dropna().tolist())
+            if {"split", "text"} <= present:
+                texts = frame["text"].notna().to_numpy()
+                text_keys.append(_keys(frame["text"][texts]))
+                text_rows.append(self.rows + np.flatnonzero(texts))
+                is_test.append((frame["split"] == "test").to_numpy()[texts])
+            if "id" in present:
+                ids = frame["id"].notna().to_numpy()
+                id_keys.append(_keys(frame["id"][ids]))
+                id_rows.append(self.rows + np.flatnonzero(ids))
+            self.rows += len(frame)
+            self.batches += 1
+        self.leak = self.repeated = None
+        if text_keys:
+            self.leak = np.zeros(self.rows, dtype=bool)
+            order, run = _runs(np.concatenate(text_keys))
+            test = np.concatenate(is_test)[order]
+            both = np.zeros(run[-1] + 1 if len(run) else 0, dtype=np.int8)
+            np.bitwise_or.at(both, run, np.where(test, 1, 2).astype(np.int8))
+            self.leak[np.concatenate(text_rows)[order][both[run] == 3]] = True
+        if id_keys:
+            self.repeated = np.zeros(self.rows, dtype=bool)
+            order, run = _runs(np.concatenate(id_keys))
+            size = np.bincount(run) if len(run) else np.zeros(0, dtype=np.int64)
+            self.repeated[np.concatenate(id_rows)[order][size[run] > 1]] = True
+
+    def label_set(self) -> list[str]:
+        return sorted({str(label) for label in self.labeled})
+
+    def class_shares(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        # descending counts, ties as pandas' value_counts orders them (it sorts the first-seen order)
+        counts = pd.Series(list(self.labeled.values()), index=list(self.labeled.keys()),
+                           dtype="int64").sort_values(ascending=False)
+        total = int(counts.sum())
+        share = (counts.values / max(total, 1)).astype(float)
+        # share_of_even: the class's share over an even one (1/k); 1.0 = exactly balanced
+        return pd.DataFrame({"label": counts.index.astype(str), "rows": counts.values, "share": share,
+                             "share_of_even": share * max(len(counts), 1)})
 
 
-def _class_shares(table: "pd.DataFrame") -> "pd.DataFrame":
-    import pandas as pd
-
-    labels = table.loc[table["split"] == "labeled", "label"].dropna()
-    counts = labels.value_counts()
-    share = (counts.values / max(len(labels), 1)).astype(float)
-    # share_of_even: the class's share over an even one (1/k); 1.0 = exactly balanced
-    return pd.DataFrame({"label": counts.index.astype(str), "rows": counts.values, "share": share,
-                         "share_of_even": share * max(len(counts), 1)})
+def _keys(values: "pd.Series") -> np.ndarray:
+    """(n, 2) uint64: the first 16 bytes of sha256 of each value's text (equal keys: equal values)."""
+    raw = b"".join(hashlib.sha256((v if isinstance(v, str) else f"\0{type(v).__name__}:{v!r}").encode(
+        "utf-8", "surrogatepass")).digest()[:16] for v in values)
+    return np.frombuffer(raw, dtype=np.uint64).reshape(-1, 2)
 
 
-def _suites(table: "pd.DataFrame", cfg: "ValidateConfig"):
-    """(name, expectation) pairs for the main table and for the class-share table."""
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts ``keys`` and, per sorted position, the number of its run of equal keys."""
+    order = np.lexsort((keys[:, 1], keys[:, 0]))
+    ranked = keys[order]
+    starts = np.r_[len(ranked) > 0, (ranked[1:] != ranked[:-1]).any(axis=1)] if len(ranked) else np.zeros(0, bool)
+    return order, np.cumsum(starts) - 1
+
+
+def _suites(columns: list[str], labels: list[str], cfg: "ValidateConfig"):
+    """(name, expectation) pairs for the main table and for the class-share table; ``labels``: the labels
+    of the labeled split (the label set unless ``validate.labels`` names it)."""
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column
 
@@ -73,7 +135,7 @@ def _suites(table: "pd.DataFrame", cfg: "ValidateConfig"):
         return name, expectation
 
     main = [named(f"column_exists:{c}", gxe.ExpectColumnToExist(column=c)) for c in REQUIRED_COLUMNS]
-    present = set(table.columns)
+    present = set(columns)
     if "text" in present:
         main += [
             named("text_not_null", gxe.ExpectColumnValuesToNotBeNull(column="text")),
@@ -87,8 +149,7 @@ def _suites(table: "pd.DataFrame", cfg: "ValidateConfig"):
     if "split" in present:
         main.append(named("split_in_set", gxe.ExpectColumnValuesToBeInSet(column="split", value_set=SPLITS)))
     if {"split", "label"} <= present:
-        labels = cfg.labels if cfg.labels is not None else sorted(
-            table.loc[table["split"] == "labeled", "label"].dropna().astype(str).unique())
+        labels = cfg.labels if cfg.labels is not None else labels
         main += [
             named("labeled_rows_have_label", gxe.ExpectColumnValuesToNotBeNull(
                 column="label", row_condition=Column("split") == "labeled")),
@@ -136,16 +197,47 @@ def _readable(result, examples: int) -> dict[str, Any]:
 
 
 def validate(table: "pd.DataFrame", cfg: "ValidateConfig", docs_dir: str | Path | None = None) -> ValidationOutcome:
-    """Run the suite on ``table``; never raises on bad data (see :func:`check` for the raising form).
+    """Run the suite on ``table`` in memory; never raises on bad data (see :func:`check` for the raising form).
 
     With ``docs_dir``, Great Expectations' Data Docs of this run (the suites, and each validation with its
     failing rows) are built there, replacing what an earlier run left: open ``<docs_dir>/index.html``."""
+    return _validate(lambda: iter([table]), cfg, docs_dir)
+
+
+def validate_file(path: str | Path, cfg: "ValidateConfig", docs_dir: str | Path | None = None) -> ValidationOutcome:
+    """Run the suite on a Parquet table (``data/ingested.parquet``), one row group batch at a time
+    (:data:`pipeline.io.PARQUET_ROW_GROUP` rows), so memory holds one batch plus about 40 bytes per row.
+
+    A table of one batch gives exactly :func:`validate`'s outcome. With more, every row-wise expectation
+    runs on each batch and the counts are summed. Uniqueness needs every copy of an id in one batch: rows
+    whose id repeats anywhere in the table are taken out of their batch and validated together in a last
+    batch. Leakage and class shares come from the whole table (see :class:`_Facts`)."""
+    import pyarrow.parquet as pq
+
+    from pipeline.io import PARQUET_ROW_GROUP
+    from pipeline.outputs import read_ingested
+
+    path = Path(path)
+    if not path.exists():
+        read_ingested(path)  # the error that says which stage to run
+
+    def batches():
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_ROW_GROUP):
+            yield batch.to_pandas()
+
+    return _validate(batches, cfg, docs_dir)
+
+
+def _validate(batches, cfg: "ValidateConfig", docs_dir: str | Path | None) -> ValidationOutcome:
     import logging
+
+    import pandas as pd
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the stage log
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    facts = _Facts(batches())
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     if docs_dir is not None:
@@ -156,40 +248,75 @@ def validate(table: "pd.DataFrame", cfg: "ValidateConfig", docs_dir: str | Path 
             "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(docs_dir).resolve())}})
     source = context.data_sources.add_pandas("ingested")
-    main_suite, share_suite = _suites(table, cfg)
-    frame = _with_leak_column(table) if {"split", "text"} <= set(table.columns) else table
-    runs = [("table", frame, main_suite, ["id"] if "id" in frame.columns else []),
-            ("labeled_class_shares", _class_shares(table) if share_suite else None, share_suite, ["label"])]
+    main_suite, share_suite = _suites(facts.columns, facts.label_set(), cfg)
+    split_out = facts.batches > 1 and facts.repeated is not None and facts.repeated.any()
 
-    gx_results, failures, per_expectation = {}, [], {}
+    def table_batches():
+        start, held = 0, []
+        for frame in batches():
+            rows = slice(start, start + len(frame))
+            start += len(frame)
+            if facts.leak is not None:
+                frame = frame.assign(test_text_leak=facts.leak[rows])
+            if split_out:
+                repeated = facts.repeated[rows]
+                held.append(frame[repeated])
+                frame = frame[~repeated]
+                if frame.empty:
+                    continue
+            yield frame
+        if held:
+            yield pd.concat(held)
+
+    runs = [("table", table_batches, main_suite, ["id"] if "id" in facts.columns else []),
+            ("labeled_class_shares", lambda: iter([facts.class_shares()]) if share_suite else iter(()), share_suite,
+             ["label"])]
+
+    gx_results, merged = {}, {}
     for asset_name, data, expectations, index_columns in runs:
         if not expectations:
             continue
-        batches = source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe("all")
+        definition_batches = source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe("all")
         suite = context.suites.add(gx.ExpectationSuite(name=asset_name))
         for _, expectation in expectations:
             suite.add_expectation(expectation)
         result_format = {"result_format": "SUMMARY", "partial_unexpected_count": max(cfg.examples, 1)}
         if index_columns:
             result_format["unexpected_index_column_names"] = index_columns
-        definition = context.validation_definitions.add(gx.ValidationDefinition(name=asset_name, data=batches,
-                                                                                suite=suite))
-        result = definition.run(batch_parameters={"dataframe": data}, result_format=result_format)
-        gx_results[asset_name] = result.to_json_dict()
-        for r in result.results:
-            item = _readable(r, cfg.examples)
-            per_expectation[item["name"]] = {"success": bool(r.success), "unexpected_count": item["unexpected_count"],
-                                             "element_count": item["element_count"]}
-            if not r.success:
-                failures.append(item)
+        definition = context.validation_definitions.add(gx.ValidationDefinition(name=asset_name,
+                                                                                data=definition_batches, suite=suite))
+        for n, frame in enumerate(data(), 1):
+            result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+            gx_results[asset_name if n == 1 else f"{asset_name}.{n}"] = result.to_json_dict()  # one key per batch
+            for r in result.results:
+                _merge(merged, _readable(r, cfg.examples), bool(r.success), cfg.examples)
 
     if docs_dir is not None:
         context.build_data_docs(site_names=[DOCS_SITE])
+    failures = [item for item, ok in merged.values() if not ok]
     success = not failures
-    metrics = {"success": success, "rows": len(table), "failed": [f["name"] for f in failures],
+    per_expectation = {item["name"]: {"success": ok, "unexpected_count": item["unexpected_count"],
+                                      "element_count": item["element_count"]} for item, ok in merged.values()}
+    metrics = {"success": success, "rows": facts.rows, "failed": [f["name"] for f in failures],
                "expectations": dict(sorted(per_expectation.items()))}
     report = {"success": success, "failures": failures, "gx_results": gx_results}
     return ValidationOutcome(success, failures, metrics, report)
+
+
+def _merge(merged: dict, item: dict[str, Any], ok: bool, examples: int) -> None:
+    """Add one batch's result of an expectation: counts summed, examples kept up to ``examples``."""
+    name = item["name"]
+    if name not in merged:
+        merged[name] = (item, ok)
+        return
+    seen, seen_ok = merged[name]
+    for key in ("unexpected_count", "element_count"):
+        if isinstance(seen[key], int) and isinstance(item[key], int):
+            seen[key] += item[key]
+    seen["examples"] = (seen["examples"] + item["examples"])[:examples]
+    if item.get("error"):
+        seen["error"] = "; ".join(e for e in (seen.get("error"), item["error"]) if e)
+    merged[name] = (seen, seen_ok and ok)
 
 
 def format_failures(failures: list[dict[str, Any]]) -> str:

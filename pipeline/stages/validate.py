@@ -5,7 +5,8 @@
 
 With ``--docs``, Great Expectations' Data Docs of the run are built there (``index.html``).
 
-The work is :func:`pipeline.validate.validate` (the expectations are listed there).
+The work is :func:`pipeline.validate.validate_file` (the expectations are listed there); it reads the
+table one row group at a time.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body(args) -> None:
         from pipeline.errors import ValidationFailed
         from pipeline.io import write_json
-        from pipeline.outputs import read_ingested
-        from pipeline.validate import format_failures, validate
+        from pipeline.validate import format_failures, validate_file
 
         params = load_stage_params(args)
-        outcome = validate(read_ingested(args.data, columns=()), params.validate_, docs_dir=args.docs)
+        outcome = validate_file(args.data, params.validate_, docs_dir=args.docs)
         write_json(args.report, outcome.report)
         write_json(args.metrics, outcome.metrics)
         if not outcome.success:

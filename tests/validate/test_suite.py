@@ -145,3 +145,28 @@ def test_data_docs_show_the_failing_expectation_and_replace_an_earlier_run(tmp_p
     failed = next(p for p in pages if "/table/" in p.as_posix()).read_text(encoding="utf-8")
     assert "expect_column_values_to_be_unique" in failed or "values must be unique" in failed.lower()
     assert "id8" in failed  # the failing rows are on the page
+
+
+def test_a_file_validated_in_batches_gives_the_counts_of_the_whole_table(tmp_path, monkeypatch):
+    import pipeline.io as io
+    from pipeline.validate import validate_file
+
+    table = pd.concat([_clean_table().assign(id=lambda t, k=k: t["id"] + f"-{k}", text=lambda t, k=k: t["text"] + f" {k}")
+                       for k in range(4)], ignore_index=True)  # 120 rows
+    table.loc[111, "text"] = table.loc[0, "text"]  # row 0 is test, 111 labeled: a leak between the first and the last batch
+    table.loc[95, "id"] = table.loc[3, "id"]  # an id repeated across batches
+    table.loc[[40, 41], "id"] = "twice"  # and within one
+    table.loc[70, "text"] = " "
+    table.loc[12, "split"] = "train"
+    path = tmp_path / "t.parquet"
+    table.to_parquet(path, index=False)
+    whole = validate(table, CFG)
+    monkeypatch.setattr(io, "PARQUET_ROW_GROUP", 16)  # 8 batches, then the rows with repeated ids
+    batched = validate_file(path, CFG)
+    assert batched.metrics == whole.metrics
+    assert {"id_unique", "no_test_leakage", "text_not_empty", "split_in_set"} <= set(batched.metrics["failed"])
+    assert batched.metrics["expectations"]["id_unique"]["unexpected_count"] == 4
+    assert batched.metrics["expectations"]["no_test_leakage"]["unexpected_count"] == 2
+    assert len([k for k in batched.report["gx_results"] if k.startswith("table")]) == 9
+    assert sorted(e["id"] for e in next(f for f in batched.failures if f["name"] == "id_unique")["examples"]) == \
+        sorted(e["id"] for e in next(f for f in whole.failures if f["name"] == "id_unique")["examples"])
