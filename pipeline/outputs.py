@@ -71,18 +71,22 @@ def stage_files(root: str | Path = ".") -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def read_ingested(path: str | Path, columns: Sequence[str] = INGESTED_COLUMNS):
-    """Read ``data/ingested.parquet`` and check it holds the ``columns`` the caller needs."""
+def read_ingested(path: str | Path, columns: Sequence[str] = INGESTED_COLUMNS, splits: Sequence[str] | None = None):
+    """Read ``data/ingested.parquet`` and check it holds the ``columns`` the caller needs. With ``splits``,
+    only the rows of those splits are read (filtered row group by row group, never the whole table)."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: ingested table not found; run the ingest stage first (dvc repro ingest)")
-    frame = pd.read_parquet(path)
-    missing = [c for c in columns if c not in frame.columns]
+    names = pq.read_schema(path).names
+    missing = [c for c in [*columns, *(["split"] if splits is not None else [])] if c not in names]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; expected the ingest contract (docs/contracts.md)")
-    return frame
+    if splits is None:
+        return pd.read_parquet(path)
+    return pd.read_parquet(path, filters=[("split", "in", list(splits))])
 
 
 def column_batches(path: str | Path, columns: Sequence[str], missing: str, batch_rows: int = 65_536):

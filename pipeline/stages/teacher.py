@@ -20,8 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipeline.teachers.prepare import prepare_teacher
 
         params = load_stage_params(args)
-        prepare_teacher(params.teacher, read_ingested(args.data, ("id", "text", "split", "label")), args.out,
-                        params.seed)
+        labeled = read_ingested(args.data, ("id", "text", "split", "label"), splits=("labeled",))  # all it fits on
+        prepare_teacher(params.teacher, labeled, args.out, params.seed)
 
     return run_stage("teacher", body, parser, argv)
 
