@@ -4,7 +4,7 @@
 
 For each row count it writes a synthetic BANKING77-like Parquet source (BANKING77 training texts, each
 made unique with a short reference code, their intents as labels), then runs ingest -> validate ->
-teacher -> label -> distill -> export in a scratch folder, each stage as its own process exactly as
+teacher -> label -> distill -> export -> evaluate in a scratch folder, each stage as its own process exactly as
 dvc.yaml runs it, with a keyword ``python`` teacher (benchmarks/scale_teacher.py) so the numbers are
 the pipeline's and not a model's. Per stage it prints wall seconds, microseconds per row and the peak
 resident memory of the stage's process (``ru_maxrss`` from ``wait4``, child processes included), plus
@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BANKING77 = REPO.parent / "shared" / "data" / "banking77" / "train.csv"
-STAGES = ("ingest", "validate", "teacher", "label", "distill", "export")
+STAGES = ("ingest", "validate", "teacher", "label", "distill", "export", "evaluate")
 
 
 def write_source(path: Path, rows: int, seed: int = 0) -> None:
@@ -63,6 +63,7 @@ def write_params(path: Path, source: Path, epochs: int) -> None:
         "label": {"cache_dir": str(path.parent / "cache" / "labels"), "batch_size": 4096, "progress_every_s": 30},
         "distill": {"epochs": epochs, "patience": epochs, "batch_size": 256},
         "export": {"min_label_agreement": 0.0, "max_prob_diff": 1.0},
+        "evaluate": {"teacher_cache_dir": str(path.parent / "cache" / "labels")},
     }
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -83,6 +84,12 @@ def commands(work: Path) -> dict[str, list[str]]:
         "export": py + ["pipeline.stages.export", "--checkpoint", d("models/student/checkpoint.pt"), "--data",
                         d("data/ingested.parquet"), "--labels", d("data/labels.parquet"), "--out",
                         d("models/bundle"), "--metrics", d("m/export.json")],
+        # a failed gate exits 0 (it is a result): the row measures the stage, not the verdict
+        "evaluate": py + ["pipeline.stages.evaluate", "--bundle", d("models/bundle"), "--teacher-dir",
+                          d("models/teacher"), "--data", d("data/ingested.parquet"), "--labels",
+                          d("data/labels.parquet"), "--suites-root", str(REPO), "--gate", d("r/gate.json"),
+                          "--report", d("r/gate.md"), "--metrics", d("m/evaluate.json"), "--calibration",
+                          d("models/calibration.json")],
     }
 
 

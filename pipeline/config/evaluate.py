@@ -234,6 +234,9 @@ class EvaluateConfig(Section):
     seed: int = 42
     # Teacher answers on generated texts go through the label stage's cache here.
     teacher_cache_dir: str = ".cache/labels"
+    # Evaluate at most this many test rows and this many held-out transfer rows, chosen by a hash of the
+    # row id (all of them when there are fewer), so the gate's time and memory stay bounded on large data.
+    max_rows: int = Field(default=200_000, ge=1)
     gold: GoldConfig = Field(default_factory=GoldConfig)
     agreement: AgreementConfig = Field(default_factory=AgreementConfig)
     slices: SlicesConfig = Field(default_factory=SlicesConfig)

@@ -4,10 +4,16 @@
 - held-out rows: the student's validation slice of the transfer set, chosen by the distill stage's own
   rule (``pipeline.distill.data.in_validation`` with ``distill.validation_share``; augmented rows excluded),
   with the teacher's stored probabilities from data/labels.parquet;
-- the teacher's stored answers on every labeled text, so scoring the teacher costs no calls.
+- the teacher's stored answers on those texts, so scoring the teacher on them costs no calls.
+
+With ``max_rows``, at most that many test rows and that many held-out rows are used, chosen by a hash of
+the row id and kept in file order: every row when there are fewer. :func:`read_eval_data` reads both
+tables in Parquet batches, so memory holds the chosen rows, not the tables.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -17,14 +23,81 @@ from pipeline.keys import text_key
 from pipeline.evaluate.suites.base import EvalData
 
 
-def build_eval_data(ingested, labels_frame, label_names: list[str], validation_share: float,
-                    group_column: str = "group") -> tuple[EvalData, dict[str, np.ndarray]]:
-    """(EvalData, teacher's known probabilities by text key) from the two tables."""
+def read_eval_data(data_path, labels_path, validation_share: float, group_column: str = "group",
+                   max_rows: int | None = None) -> tuple[EvalData, dict[str, np.ndarray], list[str]]:
+    """(EvalData, teacher's known probabilities by text key, label names) from data/ingested.parquet and
+    data/labels.parquet, read in batches: the test rows (filtered by split), then the labels file twice,
+    once for the ids of held-out rows and once for the chosen rows' texts and probabilities."""
+    import pyarrow.parquet as pq
+
+    from pipeline.outputs import column_batches, read_ingested, read_label_names
+
+    names = read_label_names(labels_path)
+    _require_columns(pq.read_schema(data_path).names)
+    test = _chosen(read_ingested(data_path, (), splits=("test",)), max_rows)
+    wanted = {text_key(t) for t in test["text"]}
+    missing = "run the label stage first"
+    ids, start = [], 0
+    for batch in column_batches(labels_path, ["id", "split"], missing):
+        transfer = np.array([i for i, split in enumerate(batch.column("split").to_pylist()) if split in TRANSFER_SPLITS],
+                            dtype=np.int64)
+        id_list = batch.column("id").to_pylist()
+        rows = transfer[in_validation([id_list[i] for i in transfer], validation_share)]
+        ids.append(([id_list[i] for i in rows], start + rows))
+        start += batch.num_rows
+    held_ids = [i for chunk, _ in ids for i in chunk]
+    held_rows = np.concatenate([rows for _, rows in ids]) if ids else np.zeros(0, dtype=np.int64)
+    held_rows = held_rows[_chosen_positions(held_ids, max_rows)]
+    del ids, held_ids
+    texts, probs, known, start = {}, {}, {}, 0
+    take = set(held_rows.tolist())
+    for batch in column_batches(labels_path, ["text", "split", "probs"], missing):
+        k = len(names)
+        flat = batch.column("probs").flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+        matrix = flat.reshape(-1, k) if len(flat) == batch.num_rows * k else None
+        batch_texts, split = batch.column("text").to_pylist(), batch.column("split").to_pylist()
+        for i, (text, row_split) in enumerate(zip(batch_texts, split)):
+            row = start + i
+            if row not in take and row_split != "test":
+                continue
+            p = matrix[i] if matrix is not None else np.asarray(batch.column("probs")[i].as_py(), dtype=np.float64)
+            if row in take:
+                texts[row], probs[row] = text, p
+                known[text_key(text)] = p
+            elif (key := text_key(text)) in wanted:
+                known[key] = p
+        start += batch.num_rows
+    order = sorted(texts)
+    return (_eval_data(test, names, group_column, [str(texts[r]) for r in order], [probs[r] for r in order]), known,
+            names)
+
+
+TRANSFER_SPLITS = ["labeled", "unlabeled"]  # rows of data/labels.parquet the student may have trained on
+
+
+def _require_columns(columns) -> None:
     for col in ("text", "label", "split"):
-        if col not in ingested.columns:
+        if col not in columns:
             raise DataError(f"ingested data has no {col!r} column")
+
+
+def _chosen_positions(ids: list, max_rows: int | None) -> np.ndarray:
+    """Positions of at most ``max_rows`` of ``ids``: those with the smallest sha1 of the id, in their order."""
+    if max_rows is None or len(ids) <= max_rows:
+        return np.arange(len(ids))
+    rank = np.array([int.from_bytes(hashlib.sha1(f"eval:{i}".encode()).digest()[:8], "big") for i in ids],
+                    dtype=np.uint64)
+    return np.sort(np.lexsort((np.arange(len(ids)), rank))[:max_rows])
+
+
+def _chosen(frame, max_rows: int | None):
+    """The rows of ``frame`` that :func:`_chosen_positions` picks."""
+    return frame.iloc[_chosen_positions(frame["id"].tolist(), max_rows)]
+
+
+def _eval_data(test, label_names: list[str], group_column: str, held_texts: list[str],
+               held_probs: list[np.ndarray]) -> EvalData:
     index = {name: i for i, name in enumerate(label_names)}
-    test = ingested[ingested["split"] == "test"]
     unknown = sorted({str(v) for v in test["label"].dropna() if v not in index})
     if unknown:
         raise DataError(f"test labels {unknown[:5]} are not among the teacher's labels {label_names}")
@@ -32,11 +105,6 @@ def build_eval_data(ingested, labels_frame, label_names: list[str], validation_s
     # A source without groups (CSV, JSONL) stores missing values (pd.NA in a string column): keep them as None.
     groups = ([g if isinstance(g, str) else None for g in test[group_column].tolist()]
               if group_column in test.columns else None)
-    known = {text_key(t): np.asarray(p, dtype=np.float64) for t, p in zip(labels_frame["text"], labels_frame["probs"])}
-    transfer = labels_frame[labels_frame["split"].isin(["labeled", "unlabeled"])]
-    held = transfer[in_validation(transfer["id"].tolist(), validation_share)]
-    data = EvalData(labels=list(label_names), test_texts=test["text"].astype(str).tolist(), test_targets=targets,
-                    test_groups=groups, heldout_texts=held["text"].astype(str).tolist(),
-                    heldout_teacher=np.stack([np.asarray(p, dtype=np.float64) for p in held["probs"]])
-                    if len(held) else None)
-    return data, known
+    return EvalData(labels=list(label_names), test_texts=test["text"].astype(str).tolist(), test_targets=targets,
+                    test_groups=groups, heldout_texts=held_texts,
+                    heldout_teacher=np.stack(held_probs) if held_probs else None)

@@ -55,19 +55,16 @@ def champion_bundle_dir(params, cfg) -> tuple[Path | None, str | None]:
 def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data_path: str | Path,
                    labels_path: str | Path, suites_root: str | Path = "."):
     """Load everything, run the suites, decide. Returns (Evaluation, info for the report)."""
-    from pipeline.evaluate.data import build_eval_data
+    from pipeline.evaluate.data import read_eval_data
     from pipeline.evaluate.predictors import BundleVariant, TeacherOracle
     from pipeline.evaluate.run import evaluate_models
     from pipeline.evaluate.suites import EvalContext
 
     cfg = params.evaluate
-    from pipeline.outputs import read_ingested, read_labels
     from pipeline.teachers import load_teacher
 
-    ingested = read_ingested(data_path, ("id", "text", "label", "split"))
-    labels_frame, label_names = read_labels(labels_path)
-    data, known = build_eval_data(ingested, labels_frame, label_names, params.distill.validation_share,
-                                  cfg.slices.group_column)
+    data, known, label_names = read_eval_data(data_path, labels_path, params.distill.validation_share,
+                                              cfg.slices.group_column, cfg.max_rows)
     teacher = TeacherOracle(load_teacher(params.teacher, teacher_dir), known, cfg.teacher_cache_dir)
     bundle, files = load_bundle_files(bundle_dir)
     models: dict[str, Any] = {"teacher": teacher}
