@@ -63,7 +63,7 @@ def write_params(path: Path, source: Path, epochs: int) -> None:
         "label": {"cache_dir": str(path.parent / "cache" / "labels"), "batch_size": 4096, "progress_every_s": 30},
         "distill": {"epochs": epochs, "patience": epochs, "batch_size": 256},
         "export": {"min_label_agreement": 0.0, "max_prob_diff": 1.0},
-        "evaluate": {"teacher_cache_dir": str(path.parent / "cache" / "labels")},
+        "evaluate": {"teacher_cache_dir": str(path.parent / "cache" / "labels"), "user": {"paths": []}},
     }
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
