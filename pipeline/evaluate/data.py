@@ -28,13 +28,10 @@ def read_eval_data(data_path, labels_path, validation_share: float, group_column
     """(EvalData, teacher's known probabilities by text key, label names) from data/ingested.parquet and
     data/labels.parquet, read in batches: the test rows (filtered by split), then the labels file twice,
     once for the ids of held-out rows and once for the chosen rows' texts and probabilities."""
-    import pyarrow.parquet as pq
-
     from pipeline.outputs import column_batches, read_ingested, read_label_names
 
     names = read_label_names(labels_path)
-    _require_columns(pq.read_schema(data_path).names)
-    test = _chosen(read_ingested(data_path, (), splits=("test",)), max_rows)
+    test = _chosen(read_ingested(data_path, ("id", "text", "label", "split"), splits=("test",)), max_rows)
     wanted = {text_key(t) for t in test["text"]}
     missing = "run the label stage first"
     ids, start = [], 0
@@ -73,12 +70,6 @@ def read_eval_data(data_path, labels_path, validation_share: float, group_column
 
 
 TRANSFER_SPLITS = ["labeled", "unlabeled"]  # rows of data/labels.parquet the student may have trained on
-
-
-def _require_columns(columns) -> None:
-    for col in ("text", "label", "split"):
-        if col not in columns:
-            raise DataError(f"ingested data has no {col!r} column")
 
 
 def _chosen_positions(ids: list, max_rows: int | None) -> np.ndarray:

@@ -244,7 +244,8 @@ class Ingest:
         mapping = case_mapping(spellings, cfg.label_case, counts, self.variants)
         spelled = labels.names()
         final = sorted({mapping.get(s, s) for s in spelled})
-        to_final = np.array([final.index(mapping.get(s, s)) for s in spelled] + [-1], dtype=np.int32)
+        code_of = {label: code for code, label in enumerate(final)}
+        to_final = np.array([code_of[mapping.get(s, s)] for s in spelled] + [-1], dtype=np.int32)
         label = to_final[np.concatenate(label_codes)[keep]]  # -1 (no label) indexes the appended -1
         origin = np.concatenate(fixed)[keep]
         no_label = label < 0
