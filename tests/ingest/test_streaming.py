@@ -99,3 +99,18 @@ def test_a_jsonl_column_first_seen_in_a_later_batch_is_read(tmp_path, monkeypatc
     result = ingest(IngestConfig(source={"kind": "jsonl", "path": str(path)}), 1)
     assert result.report["unlabeled"] == {"missing_label": 20}
     assert result.table["label"].notna().sum() == 10
+
+
+def test_read_ingested_reads_only_the_splits_asked_for(tmp_path):
+    from pipeline.outputs import read_ingested
+
+    cfg = _cfg(tmp_path, "csv")
+    path = tmp_path / "ingested.parquet"
+    ingest_to(path, cfg, 3)
+    whole = pd.read_parquet(path)
+    labeled = read_ingested(path, ("id", "text", "label"), splits=("labeled",))
+    expected = whole[whole["split"] == "labeled"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(labeled.reset_index(drop=True), expected)
+    whole.drop(columns=["split"]).to_parquet(tmp_path / "nosplit.parquet")
+    with pytest.raises(DataError, match=r"missing column\(s\) \['split'\]"):
+        read_ingested(tmp_path / "nosplit.parquet", ("id",), splits=("labeled",))
