@@ -30,15 +30,14 @@ def _read_csv(path: Path, src: "SourceConfig", counts: Counter) -> Iterator["pd.
     # The C parser ends a field at a NUL byte ("crash\0 on start" -> "crash"); the python parser keeps it,
     # and ingest's control-character rule then decides (ingest.control_chars). Only such files pay for it.
     engine = "python" if _has_nul(path) else "c"
+    # The C parser reads ahead: a broken quote can fail while the reader opens or at any later chunk.
     try:
-        reader = pd.read_csv(path, dtype=str, encoding=src.encoding, engine=engine, chunksize=BATCH_ROWS)
+        with pd.read_csv(path, dtype=str, encoding=src.encoding, engine=engine, chunksize=BATCH_ROWS) as reader:
+            yield from reader
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (no header, no rows)") from None
-    with reader:
-        try:
-            yield from reader
-        except pd.errors.ParserError as exc:
-            raise DataError(f"{path}: not a readable CSV file: {exc}") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: not a readable CSV file: {exc}") from None
 
 
 def _has_nul(path: Path) -> bool:
