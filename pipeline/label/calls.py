@@ -151,8 +151,11 @@ def cached_teacher_probs(teacher: Teacher, texts, cache: LabelCache | str, *, bu
         missing = sorted((k, t) for k, t in unique.items() if k not in have)
         chosen = missing if budget is None else missing[:max(int(budget), 0)]
         if chosen:
-            stats = (send or (lambda items, c: label_missing(teacher, items, c, batch_size, retries)))(chosen, store)
-            found = store.get_many(fingerprint, unique)
+            with store.recording() as written:
+                stats = (send or (lambda items, c: label_missing(teacher, items, c, batch_size, retries)))(chosen, store)
+            # what this process committed is known; read back only the rest (other processes, e.g. Dask workers)
+            rest = [key for key, _ in chosen if key not in written]
+            found = {**have, **written, **(store.get_many(fingerprint, rest) if rest else {})}
         else:
             stats, found = CallStats(), have
     finally:
