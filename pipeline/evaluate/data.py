@@ -49,21 +49,26 @@ def read_eval_data(data_path, labels_path, validation_share: float, group_column
     texts, probs, known, start = {}, {}, {}, 0
     take = set(held_rows.tolist())
     for batch in column_batches(labels_path, ["text", "split", "probs"], missing):
-        k = len(names)
-        flat = batch.column("probs").flatten().to_numpy(zero_copy_only=False).astype(np.float64)
-        matrix = flat.reshape(-1, k) if len(flat) == batch.num_rows * k else None
         batch_texts, split = batch.column("text").to_pylist(), batch.column("split").to_pylist()
+        keep = []  # (position in the batch, text, held-out row number or None, text key)
         for i, (text, row_split) in enumerate(zip(batch_texts, split)):
             row = start + i
-            if row not in take and row_split != "test":
-                continue
-            p = matrix[i] if matrix is not None else np.asarray(batch.column("probs")[i].as_py(), dtype=np.float64)
             if row in take:
-                texts[row], probs[row] = text, p
-                known[text_key(text)] = p
-            elif (key := text_key(text)) in wanted:
-                known[key] = p
+                keep.append((i, text, row, text_key(text)))
+            elif row_split == "test" and (key := text_key(text)) in wanted:
+                keep.append((i, text, None, key))
         start += batch.num_rows
+        if not keep:
+            continue
+        column = batch.column("probs")
+        flat = column.flatten().to_numpy(zero_copy_only=False)
+        matrix = flat.reshape(-1, len(names)) if len(flat) == batch.num_rows * len(names) else None
+        for i, text, row, key in keep:
+            # np.array copies: a view would keep the whole batch's matrix alive (at 10M rows, every batch)
+            p = np.array(matrix[i] if matrix is not None else column[i].as_py(), dtype=np.float64)
+            if row is not None:
+                texts[row], probs[row] = text, p
+            known[key] = p
     order = sorted(texts)
     return (_eval_data(test, names, group_column, [str(texts[r]) for r in order], [probs[r] for r in order]), known,
             names)

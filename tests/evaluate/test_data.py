@@ -71,3 +71,21 @@ def test_rows_are_read_in_batches_and_capped_by_a_hash_of_the_id(tmp_path):
     again, _, _ = read_eval_data(*paths, validation_share=0.5, max_rows=8)
     assert again.test_texts == capped.test_texts and again.heldout_texts == capped.heldout_texts
     assert set(known) == {text_key(t) for t in capped.test_texts + capped.heldout_texts}
+
+
+def test_kept_probabilities_own_their_memory_and_not_their_batch(tmp_path):
+    """A view into a batch's probability matrix would keep the whole batch alive: at 10M label rows, every
+    batch that held one evaluated row (9 GB for 400k evaluated rows)."""
+    n = 60
+    splits = ["test" if i % 4 == 0 else "unlabeled" for i in range(n)]
+    ingested = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": [f"text {i}" for i in range(n)],
+                             "label": [LABELS[i % 3] for i in range(n)], "split": splits, "source": "t.csv",
+                             "group": None})
+    probs = [[i / 100, 0.5, 0.5 - i / 100] for i in range(n)]
+    labels = pd.DataFrame({"id": ingested["id"], "text": ingested["text"], "split": splits, "probs": probs})
+    data, known, _ = read_eval_data(*_write(tmp_path, ingested, labels), validation_share=0.5, max_rows=3)
+    assert len(known) == 6
+    for key, p in known.items():
+        assert p.base is None and p.shape == (3,) and p.dtype == np.float64, key
+        row = next(i for i in range(n) if text_key(f"text {i}") == key)
+        assert p.tolist() == np.float32(probs[row]).astype(np.float64).tolist()
