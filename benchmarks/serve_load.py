@@ -40,11 +40,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(cmd: list[str], port: int, cwd: Path, log: Path, ready_path: str) -> subprocess.Popen:
+def start(cmd: list[str], port: int, cwd: Path, log: Path, ready_path: str,
+          cpus: set[int] | None = None) -> subprocess.Popen:
+    """Start a server and wait until ``ready_path`` answers; ``cpus`` pins it (and every process it starts)."""
     import httpx
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, preexec_fn=pin)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -122,7 +125,7 @@ end
 
 
 def _drive_wrk(url: str, bodies: list[bytes], concurrency: int, seconds: float, work: Path,
-               delay_ms: float = 0.0) -> dict:
+               delay_ms: float = 0.0, cpus: set[int] | None = None) -> dict:
     """wrk against ``url`` for ``seconds``; each connection waits ``delay_ms`` after a reply (0: no pause)."""
     body_file = work / "bodies.txt"
     body_file.write_bytes(b"\n".join(bodies) + b"\n")
@@ -130,7 +133,8 @@ def _drive_wrk(url: str, bodies: list[bytes], concurrency: int, seconds: float, 
     script.write_text(WRK_SCRIPT)
     out = subprocess.run(["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "10s",
                           "-s", str(script), url], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, BENCH_BODIES=str(body_file), BENCH_DELAY_MS=str(delay_ms)))
+                         env=dict(os.environ, BENCH_BODIES=str(body_file), BENCH_DELAY_MS=str(delay_ms)),
+                         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
     n, dur_us, p50, p99, sock_err, status_err, _max, _ = (int(v) for v in line.split()[1:])
     return {"requests": n, "rps": n / (dur_us / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
@@ -138,12 +142,12 @@ def _drive_wrk(url: str, bodies: list[bytes], concurrency: int, seconds: float, 
 
 
 def drive(url: str, texts: list[str], batch: int, concurrency: int, seconds: float, generator: str, work: Path,
-          warmup: float = 1.5) -> dict:
+          warmup: float = 1.5, cpus: set[int] | None = None) -> dict:
     bodies = [json.dumps({"texts": [texts[(i + j) % len(texts)] for j in range(batch)], "key": f"user-{i}"}).encode()
               for i in range(0, 4000, 1)]
     if generator == "wrk":
-        _drive_wrk(url, bodies, concurrency, 2, work)
-        return _drive_wrk(url, bodies, concurrency, int(seconds), work)
+        _drive_wrk(url, bodies, concurrency, 2, work, cpus=cpus)
+        return _drive_wrk(url, bodies, concurrency, int(seconds), work, cpus=cpus)
     asyncio.run(_drive(url, bodies, concurrency, warmup))
     return asyncio.run(_drive(url, bodies, concurrency, seconds))
 
@@ -161,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--micro-batch", type=int, default=None, help="serve.micro_batch_texts (default: params')")
     ap.add_argument("--student-threads", type=int, default=os.cpu_count() or 1,
                     help="onnxruntime threads of the raw student row (default: every CPU)")
+    ap.add_argument("--generator-cpus", default=None,
+                    help="CPUs for wrk alone (e.g. 0); the echo and the server get the others, so the load "
+                         "generator does not take the server's cores (default: everything shares every CPU)")
     args = ap.parse_args(argv)
 
     import yaml
@@ -180,6 +187,15 @@ def main(argv: list[str] | None = None) -> int:
         print("training a tiny BANKING77 student (no --bundle given)...", file=sys.stderr)
         bundle = build_bundles(work / "bundles")["good_a"]
     worker_counts = [int(w) for w in args.workers.split(",")]
+    gen_cpus = server_cpus = None
+    if args.generator_cpus is not None:
+        if generator != "wrk":
+            ap.error("--generator-cpus needs wrk")
+        gen_cpus = {int(c) for c in args.generator_cpus.split(",")}
+        server_cpus = os.sched_getaffinity(0) - gen_cpus
+        if not server_cpus or not gen_cpus <= os.sched_getaffinity(0):
+            ap.error(f"--generator-cpus {args.generator_cpus}: must name some, not all, of CPUs "
+                     f"{sorted(os.sched_getaffinity(0))}")
 
     def write_params(workers: int) -> Path:
         path = work / f"params-{workers}.yaml"
@@ -220,14 +236,14 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, "-m", "uvicorn", "benchmarks.echo_app:app", "--host", "127.0.0.1", "--port",
                    str(port), "--log-level", "warning", "--no-access-log"]
             ready = "POST /v1/predict"
-        proc = start(cmd, port, ROOT if name == "echo" else work, work / f"{name}-{workers}.log", ready)
+        proc = start(cmd, port, ROOT if name == "echo" else work, work / f"{name}-{workers}.log", ready, server_cpus)
         try:
             if name == "server":  # every worker loaded the model: readiness from fresh connections
                 for _ in range(4 * workers):
                     start_ready(port)
             for batch in batches:
                 r = drive(f"http://127.0.0.1:{port}/v1/predict", texts, batch, args.concurrency, args.seconds,
-                          generator, work)
+                          generator, work, cpus=gen_cpus)
                 results.append({"target": name if name == "echo" else f"distill serve, {workers} worker"
                                 + ("s" if workers > 1 else ""), "batch": batch, **r})
         finally:
@@ -236,8 +252,10 @@ def main(argv: list[str] | None = None) -> int:
 
     echo = {r["batch"]: r for r in results if r["target"] == "echo"}
     load = os.getloadavg()
+    placement = (f"pinned to CPU(s) {sorted(gen_cpus)}, servers to CPU(s) {sorted(server_cpus)}" if gen_cpus
+                 else "on the same CPUs as the servers")
     print(f"\nconcurrency {args.concurrency}, {args.seconds:.0f} s per run, {os.cpu_count()} CPUs, load generator "
-          f"{generator} on the same machine, serve.threads {args.threads}, load average {load[0]:.2f} "
+          f"{generator} {placement}, serve.threads {args.threads}, load average {load[0]:.2f} "
           f"{load[1]:.2f} {load[2]:.2f}\n")
     print("| target | batch | requests | req/s | texts/s | p50 ms | p99 ms | errors | req/s vs echo | texts/s vs student |")
     print("|---|---|---|---|---|---|---|---|---|---|")
