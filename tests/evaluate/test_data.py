@@ -48,15 +48,21 @@ def test_slices_of_a_source_without_groups_skip_group_slices(tmp_path):
     assert any(name.startswith("slice/short") for name in masks)
 
 
-def test_rows_are_read_in_batches_and_capped_by_a_hash_of_the_id(tmp_path):
-    n = 90
-    splits = ["test" if i % 3 == 0 else "unlabeled" for i in range(n)]
+def _numbered_rows(tmp_path, n: int, test_every: int):
+    """``n`` rows "text i" (every ``test_every``-th a test row, the rest unlabeled) with distinct probabilities;
+    (paths of the two tables, splits, probabilities)."""
+    splits = ["test" if i % test_every == 0 else "unlabeled" for i in range(n)]
     ingested = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": [f"text {i}" for i in range(n)],
                              "label": [LABELS[i % 3] for i in range(n)], "split": splits, "source": "t.csv",
                              "group": None})
     probs = [[i / 100, 0.5, 0.5 - i / 100] for i in range(n)]
     labels = pd.DataFrame({"id": ingested["id"], "text": ingested["text"], "split": splits, "probs": probs})
-    paths = _write(tmp_path, ingested, labels)
+    return _write(tmp_path, ingested, labels), splits, probs
+
+
+def test_rows_are_read_in_batches_and_capped_by_a_hash_of_the_id(tmp_path):
+    n = 90
+    paths, splits, probs = _numbered_rows(tmp_path, n, test_every=3)
     everything, known, _ = read_eval_data(*paths, validation_share=0.5)
     held = [f"text {i}" for i in range(n) if splits[i] != "test" and in_validation([f"r{i}"], 0.5)[0]]
     assert everything.test_texts == [f"text {i}" for i in range(0, n, 3)] and everything.heldout_texts == held
@@ -77,13 +83,8 @@ def test_kept_probabilities_own_their_memory_and_not_their_batch(tmp_path):
     """A view into a batch's probability matrix would keep the whole batch alive: at 10M label rows, every
     batch that held one evaluated row (9 GB for 400k evaluated rows)."""
     n = 60
-    splits = ["test" if i % 4 == 0 else "unlabeled" for i in range(n)]
-    ingested = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": [f"text {i}" for i in range(n)],
-                             "label": [LABELS[i % 3] for i in range(n)], "split": splits, "source": "t.csv",
-                             "group": None})
-    probs = [[i / 100, 0.5, 0.5 - i / 100] for i in range(n)]
-    labels = pd.DataFrame({"id": ingested["id"], "text": ingested["text"], "split": splits, "probs": probs})
-    data, known, _ = read_eval_data(*_write(tmp_path, ingested, labels), validation_share=0.5, max_rows=3)
+    paths, _, probs = _numbered_rows(tmp_path, n, test_every=4)
+    _, known, _ = read_eval_data(*paths, validation_share=0.5, max_rows=3)
     assert len(known) == 6
     for key, p in known.items():
         assert p.base is None and p.shape == (3,) and p.dtype == np.float64, key
