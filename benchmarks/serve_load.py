@@ -40,14 +40,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _pinned(cpus: set[int] | None):
+    """A ``preexec_fn`` that pins the child (and what it starts) to ``cpus``; None leaves it unpinned."""
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
 def start(cmd: list[str], port: int, cwd: Path, log: Path, ready_path: str,
           cpus: set[int] | None = None) -> subprocess.Popen:
     """Start a server and wait until ``ready_path`` answers; ``cpus`` pins it (and every process it starts)."""
     import httpx
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, preexec_fn=pin)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            preexec_fn=_pinned(cpus))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -134,7 +139,7 @@ def _drive_wrk(url: str, bodies: list[bytes], concurrency: int, seconds: float, 
     out = subprocess.run(["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "10s",
                           "-s", str(script), url], capture_output=True, text=True, check=True,
                          env=dict(os.environ, BENCH_BODIES=str(body_file), BENCH_DELAY_MS=str(delay_ms)),
-                         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+                         preexec_fn=_pinned(cpus))
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
     n, dur_us, p50, p99, sock_err, status_err, _max, _ = (int(v) for v in line.split()[1:])
     return {"requests": n, "rps": n / (dur_us / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
