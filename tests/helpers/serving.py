@@ -58,6 +58,28 @@ def build_bundles(out: Path) -> dict[str, Path]:
     return bundles
 
 
+def build_words_bundle(out: Path, test_rows: int = 300) -> tuple[Path, list[str]]:
+    """One tiny student with the default words featurizer (params.yaml's: no tokenizer file, char
+    n-grams, a character cut), exported; returns its bundle folder and held-out texts it never saw."""
+    from pipeline.config import parse_params
+    from pipeline.distill import train_from_frames
+    from pipeline.export import export_bundle
+    from tests.student_data import banking77_frames
+
+    ingested, labels_frame, names = banking77_frames(per_class_train=12, test_rows=test_rows, seed=0)
+    featurizer = {"tokenizer": "words", "max_chars": 1000, "ngrams": [1, 2], "buckets": 4096, "char_ngrams": [3, 4]}
+    cfg = parse_params({"ingest": {}, "distill": {"featurizer": featurizer, "epochs": 4, "patience": 4, "lr": 0.08,
+                                                  "student": {"name": "hashed-ngram-bag", "kwargs": {"dim": 32}},
+                                                  "validation_share": 0.15}}).distill
+    export_cfg = parse_params({"ingest": {}, "export": {"latency_texts": 10, "parity_rows": 200,
+                                                        "min_label_agreement": 0.9}}).export
+    texts = ingested.loc[ingested.split == "test", "text"].tolist()
+    trained = train_from_frames(ingested, labels_frame, names, cfg, seed=1, out_dir=out / "words-train")
+    metrics = export_bundle(trained.checkpoint, out / "words", export_cfg, texts)
+    assert metrics["passed"], metrics["problems"]
+    return out / "words", texts
+
+
 def corrupt_copy(bundle: Path, dest: Path) -> Path:
     """A copy of ``bundle`` whose int8 model file is garbage (as a bad disk or a broken upload leaves it)."""
     shutil.copytree(bundle, dest)
