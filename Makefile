@@ -6,6 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.distill-built
 
 # Telemetry off for every tool we drive; the package sets these too, the Makefile covers the CLIs.
 export DO_NOT_TRACK := 1
@@ -21,7 +22,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 # dvc.yaml stages call `python`: make it the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo demo-drift test install system-deps llm-local-install llm-local lock clean
+.PHONY: demo demo-drift test install web system-deps llm-local-install llm-local lock clean
 demo: install
 	$(BIN)/distill demo
 
@@ -45,7 +46,18 @@ llm-local: llm-local-install
 system-deps:
 	bash scripts/system-deps.sh
 
-install: $(STAMP)
+install: $(STAMP) $(WEB_STAMP)
+
+# The student's web page (web/, served by `distill serve` at /demo/): npm packages from web/package-lock.json,
+# then the Vite build into web/dist. ONNXRUNTIME_NODE_INSTALL=skip: onnxruntime-node (the benchmark's Node.js
+# runtime) would fetch CUDA binaries from NuGet; its CPU build ships in the npm package.
+web: $(WEB_STAMP)
+
+$(WEB_STAMP): web/package.json web/package-lock.json web/vite.config.js web/index.html $(wildcard web/src/*) $(wildcard web/public/*) $(wildcard web/scripts/*)
+	@command -v npm >/dev/null || { echo "npm not found: the web page needs Node.js >= 20.19 and npm"; exit 1; }
+	cd web && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+	cd web && npm run --silent build -- --logLevel warn
+	touch $@
 
 # torch first, pinned: it is the CPU build on this machine kind; the rest from the lock file.
 $(STAMP): requirements.lock pyproject.toml

@@ -154,6 +154,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="interface to listen on"),
         raise typer.Exit(2) from None
     typer.echo(f"distill serve: listening on http://{host}:{port} (API docs /docs, schema /openapi.json, "
                f"metrics /metrics, V2 inference /v2/models/{cfg.model_name}/infer)")
+    typer.echo(f"distill serve: the student in your browser, offline once loaded: http://{host}:{port}/demo/")
     if cfg.workers == 1:
         uvicorn.Server(uvicorn_config(app_, cfg, log_level, host=host, port=port)).run()
         return

@@ -133,6 +133,9 @@ def create_app(params=None):
     app.add_middleware(LeanPaths, router=router)
     app.add_middleware(HTTPMetrics, metrics=parts.metrics)  # added last: outermost, it times LeanPaths too
     app.include_router(router)
+    from pipeline.serve.web import add_web_routes
+
+    add_web_routes(app, parts.slots, parts.cfg)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
