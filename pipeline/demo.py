@@ -111,6 +111,7 @@ def summary(root: Path, params, retrain: dict, canary: dict | None, monitor: dic
               f"  {params.monitor.workspace:<31} Evidently workspace: evidently ui --workspace {params.monitor.workspace}",
               "  distill registry history        every release decision with its numbers",
               "  prefect server start            the Prefect UI with these flow runs (PREFECT_HOME=.prefect)",
+              "  distill serve, then /demo/      the student in your browser, offline once loaded (docs/web.md)",
               "  dvc metrics show / dvc plots show",
               "", "outputs (tracked by DVC):"]
     lines += [f"  {path:<32} {(_mb(root / path) or 0):8.2f} MB   (stage {stage})" for stage, path in _outputs(root)]
