@@ -7,7 +7,8 @@ int8 ONNX student in onnxruntime-web, so after it loads no text leaves the brows
 - ``GET /demo/bundle/bundle.json``: the production model's ``bundle.json`` as the registry holds it
   (labels, featurizer config, temperature, out-of-domain cut), plus ``serving``: the version and the
   server's abstain settings, so the page abstains as ``/v1/predict`` does;
-- ``GET /demo/bundle/<int8 file>``: that model's int8 ONNX file, and no other file of the bundle folder.
+- ``GET /demo/bundle/<file>``: that model's int8 ONNX file and, for a WordPiece featurizer, its tokenizer
+  file; no other file of the bundle folder.
 
 The bundle answers carry ``Cache-Control: no-cache``: a page opened after a promotion gets the new model.
 """
@@ -68,11 +69,12 @@ def add_web_routes(app, slots, cfg) -> None:
         model, refused = production()
         if refused is not None:
             return refused
-        int8 = model.bundle.manifest["files"]["int8"]
-        if name != int8:
-            return JSONResponse({"error": f"not published: {name}; the page loads bundle.json and {int8}"},
+        manifest = model.bundle.manifest
+        published = [manifest["files"]["int8"]] + [t for t in [manifest["featurizer"].get("tokenizer")] if t]
+        if name not in published:
+            return JSONResponse({"error": f"not published: {name}; the page loads bundle.json and {published}"},
                                 status_code=404)
-        return FileResponse(model.bundle.folder / int8, media_type="application/octet-stream", headers=NO_CACHE)
+        return FileResponse(model.bundle.folder / name, media_type="application/octet-stream", headers=NO_CACHE)
 
     app.include_router(router)
     dist = web_dist()

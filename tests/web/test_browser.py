@@ -1,6 +1,7 @@
 """The student in a web page, end to end: a real model server on 127.0.0.1 publishes its production
 bundle at /demo/, headless Chromium (Debian's, through playwright-core) loads the built page, which
-featurizes in JavaScript and runs the int8 model in onnxruntime-web, and classifies 200 held-out texts.
+featurizes in JavaScript (the words featurizer, or WordPiece with the bundle's tokenizer.json) and runs
+the int8 model in onnxruntime-web, and classifies 200 held-out texts.
 Its answers are compared with the Python bundle's. Then the server is stopped and the page, reloaded
 from its offline copy, answers the same."""
 
@@ -58,14 +59,18 @@ def _check(record: dict, expected: np.ndarray, labels: list[str], abstained: np.
     assert record["abstained"] == abstained.tolist()
 
 
-def test_the_page_classifies_as_the_python_bundle_online_and_offline(tmp_path, words_bundle, monkeypatch):
+@pytest.mark.parametrize("featurizer", ["words", "wordpiece"])
+def test_the_page_classifies_as_the_python_bundle_online_and_offline(tmp_path, words_bundle, bundles, monkeypatch,
+                                                                    featurizer):
     from pipeline.bundle import load_bundle
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is not installed: apt-get install chromium (make test installs it)")
     if not (WEB / "dist" / "index.html").exists():
         pytest.fail("web/dist is not built: run `make install` (npm ci and npm run build in web/)")
-    source, held_out = words_bundle
+    source, held_out = words_bundle  # held-out texts: BANKING77's test file, which no bundle trained on
+    if featurizer == "wordpiece":
+        source = bundles["good_a"]  # the teacher encoder's tokenizer.json travels in the bundle
     bundle = shutil.copytree(source, tmp_path / "bundle")
     texts = held_out[:196] + OUT_OF_DOMAIN
     _with_ood_cut(bundle, texts)
@@ -83,6 +88,8 @@ def test_the_page_classifies_as_the_python_bundle_online_and_offline(tmp_path, w
         manifest = httpx.get(server.url + "/demo/bundle/bundle.json", timeout=10).json()
         assert manifest["digest"] == python.digest and manifest["serving"]["version"]
         assert httpx.get(server.url + "/demo/bundle/model.onnx", timeout=10).status_code == 404
+        tokenizer = httpx.get(server.url + "/demo/bundle/tokenizer.json", timeout=10)
+        assert tokenizer.status_code == (200 if featurizer == "wordpiece" else 404)
         assert httpx.get(server.url + "/demo", timeout=10, follow_redirects=True).text.count("distill") >= 1
 
         driver = subprocess.Popen([node(), str(WEB / "scripts" / "browser.mjs"), "--url", server.url + "/demo/",

@@ -18,8 +18,9 @@ const texts = JSON.parse(readFileSync(args.texts, 'utf8'));
 const started = performance.now();
 const manifest = JSON.parse(readFileSync(join(args.bundle, 'bundle.json'), 'utf8'));
 const model = readFileSync(join(args.bundle, manifest.files.int8));
+const tokenizerJson = manifest.featurizer.tokenizer ? readFileSync(join(args.bundle, manifest.featurizer.tokenizer), 'utf8') : null;
 const student = await Student.load(ort, manifest, new Uint8Array(model),
-  { sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 } });
+  { tokenizerJson, sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 } });
 await student.classify(['warm up']);
 const loadMs = performance.now() - started;
 

@@ -1,9 +1,11 @@
-// The words featurizer of a distill bundle, in JavaScript: text -> the int64 feature ids the student's
-// ONNX graph takes. It implements the contract in docs/contracts.md ("config.tokenizer: words") and gives
-// the same ids as pipeline/students/featurize.py, which tests/web/test_featurizer.py checks text by text.
-// No DOM here: the page, Node.js (the benchmark) and any bundler use the same module.
+// The featurizer of a distill bundle, in JavaScript: text -> the int64 feature ids the student's ONNX
+// graph takes. It implements the contract in docs/contracts.md (the words featurizer, and WordPiece with
+// hashed token and character n-grams) and gives the same ids as pipeline/students/featurize.py, which
+// tests/web/test_featurizer.py checks text by text. No DOM here: the page, Node.js (the benchmark) and
+// any bundler use the same module.
 
 import { blake2b } from '@noble/hashes/blake2.js';
+import { WordPieceTokenizer } from './wordpiece.js';
 
 const MASK = (1n << 64n) - 1n;
 const MIX = 0x9e3779b97f4a7c15n;
@@ -25,14 +27,33 @@ export function stableHash(text) {
 
 export class FeaturizerError extends Error {}
 
-/** The words featurizer of a bundle's `featurizer.config`. */
+/** Cut to `maxChars` code points (as Python slices), then lowercase. */
+function prepare(text, maxChars, lowercase) {
+  let t = String(text);
+  if (maxChars !== null && t.length > maxChars) t = Array.from(t).slice(0, maxChars).join('');
+  return lowercase ? t.toLowerCase() : t;
+}
+
+/** Pad rows of ids into the `{data: BigInt64Array, dims: [texts, width]}` matrix the graph takes. */
+function padded(rows) {
+  const width = rows.reduce((most, r) => Math.max(most, r.length), 1);
+  const data = new BigInt64Array(rows.length * width);
+  rows.forEach((row, i) => row.forEach((id, j) => { data[i * width + j] = BigInt(id); }));
+  return { data, dims: [rows.length, width] };
+}
+
+/** The featurizer of a bundle: `config` is bundle.json's `featurizer.config`, `tokenizerJson` the text of
+ * its tokenizer file (WordPiece bundles; none for the words featurizer). */
+export function makeFeaturizer(config, tokenizerJson = null) {
+  if (config.tokenizer === 'words') return new WordsFeaturizer(config);
+  if (!tokenizerJson) throw new FeaturizerError('this bundle featurizes with WordPiece and names no tokenizer file');
+  return new WordPieceFeaturizer(config, tokenizerJson);
+}
+
+/** The words featurizer (`tokenizer: words`). */
 export class WordsFeaturizer {
   constructor(config) {
-    if (config.tokenizer !== 'words') {
-      throw new FeaturizerError(
-        `this bundle's featurizer is WordPiece (tokenizer ${JSON.stringify(config.tokenizer ?? 'tokenizer.json')}); ` +
-          'the web runtime implements the words featurizer (distill.featurizer.tokenizer: words, the default)');
-    }
+    if (config.tokenizer !== 'words') throw new FeaturizerError('not a words featurizer config');
     this.lowercase = Boolean(config.lowercase);
     this.maxTokens = Number(config.max_tokens);
     this.maxChars = config.max_chars == null ? null : Number(config.max_chars);
@@ -67,9 +88,7 @@ export class WordsFeaturizer {
 
   /** The words of a text, as the contract splits them (cut, lowercase, invisible characters deleted). */
   words(text) {
-    let t = String(text);
-    if (this.maxChars !== null && t.length > this.maxChars) t = Array.from(t).slice(0, this.maxChars).join('');
-    if (this.lowercase) t = t.toLowerCase();
+    const t = prepare(text, this.maxChars, this.lowercase);
     const found = t.replace(INVISIBLE_RE, '').match(WORD_RE) || [];
     return found.slice(0, this.maxTokens);
   }
@@ -91,11 +110,63 @@ export class WordsFeaturizer {
   }
 
   /** The padded id matrix of a batch: `{data: BigInt64Array, dims: [texts, width]}` (0 = padding). */
-  matrix(texts) {
-    const rows = texts.map((t) => this.features(t));
-    const width = rows.reduce((most, r) => Math.max(most, r.length), 1);
-    const data = new BigInt64Array(rows.length * width);
-    rows.forEach((row, i) => row.forEach((id, j) => { data[i * width + j] = BigInt(id); }));
-    return { data, dims: [rows.length, width] };
+  matrix(texts) { return padded(texts.map((t) => this.features(t))); }
+}
+
+/** WordPiece ids of the bundle's tokenizer, then hashed token n-grams and hashed char n-grams of the
+ * pieces, each `vocabSize + hash % buckets`. */
+export class WordPieceFeaturizer {
+  constructor(config, tokenizerJson) {
+    this.tokenizer = new WordPieceTokenizer(tokenizerJson);
+    const spec = typeof tokenizerJson === 'string' ? JSON.parse(tokenizerJson) : tokenizerJson;
+    this.pieces = [];
+    for (const [piece, id] of Object.entries(spec.model.vocab)) this.pieces[id] = piece;
+    for (const t of spec.added_tokens || []) this.pieces[t.id] = t.content;
+    this.vocabSize = this.pieces.length;
+    this.lowercase = Boolean(config.lowercase);
+    this.maxTokens = Number(config.max_tokens);
+    this.maxChars = config.max_chars == null ? null : Number(config.max_chars);
+    this.ngrams = (config.ngrams || [1]).map(Number);
+    this.buckets = BigInt(config.buckets);
+    this.charNgrams = (config.char_ngrams || []).map(Number);
+    this.charIds = new Map();
   }
+
+  /** Sorted feature ids of the distinct char n-grams of a piece (`<piece`, or a `##` piece without its mark). */
+  pieceChars(id) {
+    let ids = this.charIds.get(id);
+    if (ids !== undefined) return ids;
+    const piece = this.pieces[id] ?? '';
+    ids = [];
+    if (id !== 0 && !(piece.startsWith('[') && piece.endsWith(']'))) {
+      const chars = Array.from(piece.startsWith('##') ? piece.slice(2) : '<' + piece);
+      const grams = new Set();
+      for (const n of this.charNgrams) for (let i = 0; i + n <= chars.length; i++) grams.add(chars.slice(i, i + n).join(''));
+      const base = BigInt(this.vocabSize);
+      ids = [...grams].map((g) => Number(base + (stableHash(g) % this.buckets))).sort((a, b) => a - b);
+    }
+    this.charIds.set(id, ids);
+    return ids;
+  }
+
+  features(text) {
+    const ids = this.tokenizer.encode(prepare(text, this.maxChars, this.lowercase), this.maxTokens);
+    const out = ids.filter((id) => id !== 0);
+    const base = BigInt(this.vocabSize);
+    for (const n of this.ngrams.slice(1)) {
+      for (let i = 0; i + n <= ids.length; i++) {
+        let h = 0n;
+        let valid = true;
+        for (let k = 0; k < n; k++) {
+          valid &&= ids[i + k] !== 0;
+          h = (h * STEP + BigInt(ids[i + k]) + 1n) & MASK;
+        }
+        if (valid) out.push(Number(base + ((((h * MIX) & MASK) >> 17n) % this.buckets)));
+      }
+    }
+    if (this.charNgrams.length) for (const id of ids) out.push(...this.pieceChars(id));
+    return out;
+  }
+
+  matrix(texts) { return padded(texts.map((t) => this.features(t))); }
 }

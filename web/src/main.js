@@ -28,9 +28,14 @@ async function load() {
   ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
   const base = bundleBase();
   const manifest = await fetchOk(new URL('bundle.json', base), 'json');
-  const model = await fetchOk(new URL(manifest.files.int8, base));
+  const tokenizer = manifest.featurizer?.tokenizer; // WordPiece bundles carry their tokenizer.json
+  const [model, tokenizerJson] = await Promise.all([
+    fetchOk(new URL(manifest.files.int8, base)),
+    tokenizer ? fetchOk(new URL(tokenizer, base)).then((bytes) => new TextDecoder().decode(bytes)) : null,
+  ]);
   const serving = manifest.serving || {};
-  const student = await Student.load(ort, manifest, model, { abstainLabel: serving.ood_abstain_label ?? null });
+  const student = await Student.load(ort, manifest, model,
+    { tokenizerJson, abstainLabel: serving.ood_abstain_label ?? null });
   await student.classify(['warm up']);
   const info = {
     labels: student.labels.length,

@@ -9,7 +9,7 @@
 // as pipeline/bundle.py computes them; a text whose score is below the bundle's `ood.threshold` abstains,
 // as the model server does with serve.ood_abstain (its label is null, or the abstain label given).
 
-import { WordsFeaturizer } from './featurize.js';
+import { makeFeaturizer } from './featurize.js';
 
 export const FORMAT = 'distill-bundle/1';
 
@@ -26,23 +26,24 @@ export function checkManifest(manifest) {
 }
 
 export class Student {
-  constructor(ort, manifest, session, abstainLabel = null) {
+  constructor(ort, manifest, session, featurizer, abstainLabel = null) {
     this.ort = ort;
     this.manifest = checkManifest(manifest);
     this.labels = manifest.labels;
     this.temperature = Number(manifest.temperature ?? 1);
     this.oodThreshold = manifest.ood?.threshold ?? null;
     this.abstainLabel = abstainLabel;
-    this.featurizer = new WordsFeaturizer(manifest.featurizer.config);
+    this.featurizer = featurizer;
     this.session = session;
   }
 
-  /** Build from the manifest and the int8 model's bytes (Uint8Array). */
-  static async load(ort, manifest, modelBytes, { abstainLabel = null, sessionOptions = {} } = {}) {
+  /** Build from the manifest, the int8 model's bytes (Uint8Array) and, for a WordPiece bundle, the text
+   * of its tokenizer file (`manifest.featurizer.tokenizer`). */
+  static async load(ort, manifest, modelBytes, { tokenizerJson = null, abstainLabel = null, sessionOptions = {} } = {}) {
     checkManifest(manifest);
-    new WordsFeaturizer(manifest.featurizer.config); // a WordPiece bundle fails here, before the model loads
+    const featurizer = makeFeaturizer(manifest.featurizer.config, tokenizerJson); // refused before the model loads
     const session = await ort.InferenceSession.create(modelBytes, sessionOptions);
-    return new Student(ort, manifest, session, abstainLabel);
+    return new Student(ort, manifest, session, featurizer, abstainLabel);
   }
 
   /** Raw logits of a batch: {logits: Float32Array, classes}. */
