@@ -42,6 +42,18 @@ function padded(rows) {
   return { data, dims: [rows.length, width] };
 }
 
+/** The settings both featurizers read from `featurizer.config`. */
+function settings(config) {
+  return {
+    lowercase: Boolean(config.lowercase),
+    maxTokens: Number(config.max_tokens),
+    maxChars: config.max_chars == null ? null : Number(config.max_chars),
+    ngrams: (config.ngrams || [1]).map(Number),
+    buckets: BigInt(config.buckets),
+    charNgrams: (config.char_ngrams || []).map(Number),
+  };
+}
+
 /** The featurizer of a bundle: `config` is bundle.json's `featurizer.config`, `tokenizerJson` the text of
  * its tokenizer file (WordPiece bundles; none for the words featurizer). */
 export function makeFeaturizer(config, tokenizerJson = null) {
@@ -54,12 +66,7 @@ export function makeFeaturizer(config, tokenizerJson = null) {
 export class WordsFeaturizer {
   constructor(config) {
     if (config.tokenizer !== 'words') throw new FeaturizerError('not a words featurizer config');
-    this.lowercase = Boolean(config.lowercase);
-    this.maxTokens = Number(config.max_tokens);
-    this.maxChars = config.max_chars == null ? null : Number(config.max_chars);
-    this.ngrams = (config.ngrams || [1]).map(Number);
-    this.buckets = BigInt(config.buckets);
-    this.charNgrams = (config.char_ngrams || []).map(Number);
+    Object.assign(this, settings(config));
     this.memo = new Map();
   }
 
@@ -123,12 +130,7 @@ export class WordPieceFeaturizer {
     for (const [piece, id] of Object.entries(spec.model.vocab)) this.pieces[id] = piece;
     for (const t of spec.added_tokens || []) this.pieces[t.id] = t.content;
     this.vocabSize = this.pieces.length;
-    this.lowercase = Boolean(config.lowercase);
-    this.maxTokens = Number(config.max_tokens);
-    this.maxChars = config.max_chars == null ? null : Number(config.max_chars);
-    this.ngrams = (config.ngrams || [1]).map(Number);
-    this.buckets = BigInt(config.buckets);
-    this.charNgrams = (config.char_ngrams || []).map(Number);
+    Object.assign(this, settings(config));
     this.charIds = new Map();
   }
 
