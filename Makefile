@@ -73,4 +73,4 @@ lock:
 	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .prefect .pytest_cache
+	rm -rf $(VENV) .prefect .pytest_cache web/node_modules web/dist
