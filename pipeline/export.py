@@ -62,6 +62,24 @@ def parity(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
             "max_prob_diff": float(np.abs(reference - other).max())}
 
 
+# The tokenizer.json kind the web runtime implements (web/src/wordpiece.js): normalizer, pre-tokenizer, model.
+WEB_TOKENIZER = ("BertNormalizer", "BertPreTokenizer", "WordPiece")
+
+
+def web_support(spec) -> dict[str, Any]:
+    """Whether the web runtime (web/, docs/web.md) can run a bundle of this featurizer, which files it loads,
+    and if not, why: the words featurizer always; WordPiece when the tokenizer is of the BERT kind."""
+    if spec.words:
+        return {"ready": True, "featurizer": "words", "files": ["bundle.json", INT8]}
+    tokenizer = json.loads(spec.tokenizer_json)
+    kinds = tuple((tokenizer.get(part) or {}).get("type") for part in ("normalizer", "pre_tokenizer", "model"))
+    if kinds != WEB_TOKENIZER:
+        return {"ready": False, "featurizer": "wordpiece",
+                "reason": f"tokenizer.json is {' + '.join(k or 'none' for k in kinds)}; the web runtime implements "
+                          f"{' + '.join(WEB_TOKENIZER)} and the words featurizer"}
+    return {"ready": True, "featurizer": "wordpiece", "files": ["bundle.json", INT8, TOKENIZER]}
+
+
 def bundle_speed(bundle, texts: list[str], variant: str, single: int, batch: int) -> dict[str, float]:
     """p50/p99 single-text latency (ms) and throughput (texts/s) at ``batch``, featurization included."""
     from pipeline.timing import latency_summary, throughput
@@ -134,6 +152,7 @@ def _write_and_check(student, out: Path, cfg, eval_texts: list[str]) -> dict[str
         "threads": cfg.threads,
     }
     metrics["size_ratio_int8"] = metrics["files_bytes"]["int8"] / metrics["files_bytes"]["fp32"]
+    metrics["web"] = web_support(student.featurizer_spec)
     speed_texts = (eval_texts * (1 + SPEED_TEXTS // len(eval_texts)))[:max(SPEED_TEXTS, cfg.latency_texts)]
     for variant in ("fp32", "int8"):
         metrics[f"speed_{variant}"] = bundle_speed(bundle, speed_texts, variant, cfg.latency_texts,

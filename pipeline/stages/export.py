@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_json(args.metrics, metrics)
         log.info("int8 %.0f KB (%.2fx fp32); int8 agreement %.4f; %.0f texts/s", metrics["files_bytes"]["int8"] / 1024,
                  metrics["size_ratio_int8"], metrics["int8"]["label_agreement"], metrics["speed_int8"]["texts_per_s"])
+        web = metrics["web"]
+        log.info("web runtime: %s", f"ready ({web['featurizer']} featurizer; loads {', '.join(web['files'])})"
+                 if web["ready"] else f"not supported: {web['reason']}")
         if not metrics["passed"]:
             raise ParityError("parity check failed: " + "; ".join(metrics["problems"]) + " (see " + args.metrics + ")")
 

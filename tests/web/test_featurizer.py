@@ -94,6 +94,20 @@ def test_the_web_tokenizer_splits_nearly_every_character_as_the_rust_tokenizer()
     assert all(c > 0x52F for c in differ), "an ASCII, Latin, Greek or Cyrillic character splits differently"
 
 
+def test_the_export_stage_says_which_bundles_the_web_runtime_runs():
+    from pipeline.export import web_support
+    from pipeline.students.featurize import FeaturizerSpec
+
+    words = web_support(FeaturizerSpec(tokenizer_json="", words=True))
+    assert words == {"ready": True, "featurizer": "words", "files": ["bundle.json", "model.int8.onnx"]}
+    bert = web_support(FeaturizerSpec(tokenizer_json=_teacher_tokenizer()))
+    assert bert["ready"] and bert["files"][-1] == "tokenizer.json"
+    other = json.loads(_teacher_tokenizer())
+    other["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581"}
+    refused = web_support(FeaturizerSpec(tokenizer_json=json.dumps(other)))
+    assert not refused["ready"] and "BertNormalizer + Metaspace + WordPiece" in refused["reason"]
+
+
 def test_a_tokenizer_of_another_kind_is_refused_with_the_reason():
     import json as _json
 
