@@ -67,6 +67,19 @@ def load_model(path: str | Path, version: str, threads: int, smoke_text: str,
     return LoadedModel(version=version, digest=digest, bundle=bundle, loaded_at=time.time())
 
 
+def settle_heap() -> None:
+    """Collect, then freeze what is alive (the app, the loaded models and their featurizer tables): the
+    cycle collector's full passes stop walking them. Run when the set of loaded models changes. Without
+    it, those passes stalled the event loop often enough to hold the batch-1 p99 at 31-56 ms on one core;
+    with it, 14-17 ms (docs/scaling.md). Unfreezing first lets a model that was just replaced be collected
+    rather than kept frozen."""
+    import gc
+
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class ModelSlots:
     """The server's current :class:`ServingState` plus what went wrong with the last loads."""
 
@@ -102,6 +115,10 @@ class ModelSlots:
             canary, weight = None, 0.0  # a canary of the serving version is no split at all
         self.state = ServingState(stable=stable, canary=canary, weight=weight, token=token)
         self._report(current, self.state)
+        changed = set(loaded) != {m.version for m in (stable, canary) if m is not None}
+        del current, loaded  # no reference to a replaced model may outlive this point
+        if changed:
+            settle_heap()  # a model came or went: what is alive now is the long-lived heap
         return self.state
 
     def _get(self, registry, version: str, alias: str, loaded: dict[str, LoadedModel]) -> LoadedModel | None:

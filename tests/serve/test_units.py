@@ -75,3 +75,37 @@ def test_log_writer_drops_and_counts_when_full_and_never_blocks(tmp_path):
     assert len(rows) == 10 and sum(written) == 10
     assert rows["text"].isna().all() and (rows["text_hash"] == text_key("text 0")).sum() == 2
 
+
+
+def test_model_swaps_freeze_the_live_heap_and_release_the_replaced_model(tmp_path, bundles):
+    """A load freezes what is alive (so full collections skip the models); a swap collects the model it
+    replaced instead of keeping it frozen."""
+    import gc
+    import weakref
+
+    from pipeline.config import parse_params
+    from pipeline.registry import open_registry
+    from pipeline.serve.models import ModelSlots
+    from tests.helpers.serving import GATE_PASSED
+
+    params = parse_params({"ingest": {}, "registry": {"url": f"sqlite:///{tmp_path}/registry.db",
+                                                      "artifacts_dir": str(tmp_path / "artifacts")}})
+    slots = ModelSlots(threads=1, smoke_text="hello")
+    gc.unfreeze()
+    try:
+        with open_registry(params.registry) as reg:
+            first = reg.register(bundles["good_a"], GATE_PASSED, {}, params, actor="tests", reason="a").id
+            second = reg.register(bundles["good_b"], GATE_PASSED, {}, params, actor="tests", reason="b").id
+            reg.promote(first, "production", actor="tests", reason="first")
+            slots.sync(reg)
+            assert gc.get_freeze_count() > 0
+            bundle = slots.state.stable.bundle
+            bundle.cycle = [bundle]  # a reference cycle: only the cycle collector can free this model
+            old = weakref.ref(bundle)
+            del bundle
+            reg.promote(second, "production", actor="tests", reason="second")
+            slots.sync(reg)
+            assert slots.state.stable.version == second
+            assert old() is None, "the replaced model is still alive"
+    finally:
+        gc.unfreeze()
