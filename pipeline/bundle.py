@@ -53,6 +53,12 @@ def in_domain_score(logits: np.ndarray) -> np.ndarray:
     return top + np.log(np.exp(z - top[:, None]).sum(axis=1))
 
 
+def runtime_files(manifest: dict[str, Any]) -> list[str]:
+    """The files beside ``bundle.json`` that a runtime loads: the int8 model, and the tokenizer file of a
+    WordPiece featurizer (the words featurizer has none). What the web page fetches (docs/web.md)."""
+    return [manifest["files"]["int8"]] + [t for t in [manifest["featurizer"].get("tokenizer")] if t]
+
+
 class Bundle:
     """A loaded bundle: ``labels``, ``digest``, ``predict_proba(texts, variant)``, ``predict(texts)``."""
 

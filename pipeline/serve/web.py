@@ -22,6 +22,8 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from pipeline.bundle import runtime_files
+
 WEB_DIST_ENV = "DISTILL_WEB_DIST"
 PREFIX = "/demo"
 NO_CACHE = {"Cache-Control": "no-cache"}
@@ -69,8 +71,7 @@ def add_web_routes(app, slots, cfg) -> None:
         model, refused = production()
         if refused is not None:
             return refused
-        manifest = model.bundle.manifest
-        published = [manifest["files"]["int8"]] + [t for t in [manifest["featurizer"].get("tokenizer")] if t]
+        published = runtime_files(model.bundle.manifest)
         if name not in published:
             return JSONResponse({"error": f"not published: {name}; the page loads bundle.json and {published}"},
                                 status_code=404)

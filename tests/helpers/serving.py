@@ -29,17 +29,28 @@ GATE_PASSED = {"passed": True, "checks": [{"suite": "gold", "metric": "accuracy"
                                            "passed": True}]}
 
 
-def build_bundles(out: Path) -> dict[str, Path]:
-    """Train and export three tiny students; returns name -> bundle folder. A few seconds on 2 cores."""
+def _train_and_export(ingested, frame, names, distill: dict, seed: int, out: Path, name: str, texts: list[str]) -> Path:
+    """Train a student with the ``distill`` params section on ``frame`` and export it to ``out/name``."""
     from pipeline.config import parse_params
     from pipeline.distill import train_from_frames
     from pipeline.export import export_bundle
+
+    cfg = parse_params({"ingest": {}, "distill": distill}).distill
+    export_cfg = parse_params({"ingest": {}, "export": {"latency_texts": 10, "parity_rows": 200,
+                                                        "min_label_agreement": 0.9}}).export
+    trained = train_from_frames(ingested, frame, names, cfg, seed=seed, out_dir=out / f"{name}-train")
+    metrics = export_bundle(trained.checkpoint, out / name, export_cfg, texts)
+    assert metrics["passed"], metrics["problems"]
+    return out / name
+
+
+def build_bundles(out: Path) -> dict[str, Path]:
+    """Train and export three tiny students; returns name -> bundle folder. A few seconds on 2 cores."""
     from tests.student_data import banking77_frames
 
     ingested, labels_frame, names = banking77_frames(per_class_train=12, test_rows=200, seed=0)
     distill = {"featurizer": {"buckets": 4096}, "student": {"name": "hashed-ngram-bag", "kwargs": {"dim": 32}},
                "epochs": 3, "patience": 3, "lr": 0.08, "validation_share": 0.15}
-    export_cfg = parse_params({"ingest": {}, "export": {"latency_texts": 10, "parity_rows": 200, "min_label_agreement": 0.9}}).export
     texts = ingested.loc[ingested.split == "test", "text"].tolist()
     rotated = labels_frame.copy()
     rotated["probs"] = [np.roll(p, 1) for p in labels_frame["probs"]]
@@ -48,36 +59,21 @@ def build_bundles(out: Path) -> dict[str, Path]:
         "good_b": (labels_frame, distill, 2),
         "bad": (rotated, {**distill, "use_gold": False}, 3),
     }
-    bundles = {}
-    for name, (frame, dcfg, seed) in plans.items():
-        cfg = parse_params({"ingest": {}, "distill": dcfg}).distill
-        trained = train_from_frames(ingested, frame, names, cfg, seed=seed, out_dir=out / f"{name}-train")
-        metrics = export_bundle(trained.checkpoint, out / name, export_cfg, texts)
-        assert metrics["passed"], metrics["problems"]
-        bundles[name] = out / name
-    return bundles
+    return {name: _train_and_export(ingested, frame, names, dcfg, seed, out, name, texts)
+            for name, (frame, dcfg, seed) in plans.items()}
 
 
 def build_words_bundle(out: Path, test_rows: int = 300) -> tuple[Path, list[str]]:
     """One tiny student with the default words featurizer (params.yaml's: no tokenizer file, char
     n-grams, a character cut), exported; returns its bundle folder and held-out texts it never saw."""
-    from pipeline.config import parse_params
-    from pipeline.distill import train_from_frames
-    from pipeline.export import export_bundle
     from tests.student_data import banking77_frames
 
     ingested, labels_frame, names = banking77_frames(per_class_train=12, test_rows=test_rows, seed=0)
     featurizer = {"tokenizer": "words", "max_chars": 1000, "ngrams": [1, 2], "buckets": 4096, "char_ngrams": [3, 4]}
-    cfg = parse_params({"ingest": {}, "distill": {"featurizer": featurizer, "epochs": 4, "patience": 4, "lr": 0.08,
-                                                  "student": {"name": "hashed-ngram-bag", "kwargs": {"dim": 32}},
-                                                  "validation_share": 0.15}}).distill
-    export_cfg = parse_params({"ingest": {}, "export": {"latency_texts": 10, "parity_rows": 200,
-                                                        "min_label_agreement": 0.9}}).export
+    distill = {"featurizer": featurizer, "epochs": 4, "patience": 4, "lr": 0.08,
+               "student": {"name": "hashed-ngram-bag", "kwargs": {"dim": 32}}, "validation_share": 0.15}
     texts = ingested.loc[ingested.split == "test", "text"].tolist()
-    trained = train_from_frames(ingested, labels_frame, names, cfg, seed=1, out_dir=out / "words-train")
-    metrics = export_bundle(trained.checkpoint, out / "words", export_cfg, texts)
-    assert metrics["passed"], metrics["problems"]
-    return out / "words", texts
+    return _train_and_export(ingested, labels_frame, names, distill, 1, out, "words", texts), texts
 
 
 def corrupt_copy(bundle: Path, dest: Path) -> Path:

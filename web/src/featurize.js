@@ -124,8 +124,8 @@ export class WordsFeaturizer {
  * pieces, each `vocabSize + hash % buckets`. */
 export class WordPieceFeaturizer {
   constructor(config, tokenizerJson) {
-    this.tokenizer = new WordPieceTokenizer(tokenizerJson);
-    const spec = typeof tokenizerJson === 'string' ? JSON.parse(tokenizerJson) : tokenizerJson;
+    const spec = typeof tokenizerJson === 'string' ? JSON.parse(tokenizerJson) : tokenizerJson; // parsed once
+    this.tokenizer = new WordPieceTokenizer(spec);
     this.pieces = [];
     for (const [piece, id] of Object.entries(spec.model.vocab)) this.pieces[id] = piece;
     for (const t of spec.added_tokens || []) this.pieces[t.id] = t.content;

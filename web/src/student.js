@@ -28,7 +28,7 @@ export function checkManifest(manifest) {
 export class Student {
   constructor(ort, manifest, session, featurizer, abstainLabel = null) {
     this.ort = ort;
-    this.manifest = checkManifest(manifest);
+    this.manifest = manifest;
     this.labels = manifest.labels;
     this.temperature = Number(manifest.temperature ?? 1);
     this.oodThreshold = manifest.ood?.threshold ?? null;
