@@ -151,10 +151,12 @@ def drive(url: str, texts: list[str], batch: int, concurrency: int, seconds: flo
     bodies = [json.dumps({"texts": [texts[(i + j) % len(texts)] for j in range(batch)], "key": f"user-{i}"}).encode()
               for i in range(0, 4000, 1)]
     if generator == "wrk":
-        _drive_wrk(url, bodies, concurrency, 2, work, cpus=cpus)
-        return _drive_wrk(url, bodies, concurrency, int(seconds), work, cpus=cpus)
-    asyncio.run(_drive(url, bodies, concurrency, warmup))
-    return asyncio.run(_drive(url, bodies, concurrency, seconds))
+        warm = _drive_wrk(url, bodies, concurrency, 2, work, cpus=cpus)
+        timed = _drive_wrk(url, bodies, concurrency, int(seconds), work, cpus=cpus)
+    else:
+        warm = asyncio.run(_drive(url, bodies, concurrency, warmup))
+        timed = asyncio.run(_drive(url, bodies, concurrency, seconds))
+    return {**timed, "answered_with_warmup": warm["requests"] - warm["errors"] + timed["requests"] - timed["errors"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, "-m", "uvicorn", "benchmarks.echo_app:app", "--host", "127.0.0.1", "--port",
                    str(port), "--log-level", "warning", "--no-access-log"]
             ready = "POST /v1/predict"
+        logged_before = logged_rows(params.serve.prediction_log_url)
         proc = start(cmd, port, ROOT if name == "echo" else work, work / f"{name}-{workers}.log", ready, server_cpus)
+        answered = 0
         try:
             if name == "server":  # every worker loaded the model: readiness from fresh connections
                 for _ in range(4 * workers):
@@ -251,9 +255,12 @@ def main(argv: list[str] | None = None) -> int:
                           generator, work, cpus=gen_cpus)
                 results.append({"target": name if name == "echo" else f"distill serve, {workers} worker"
                                 + ("s" if workers > 1 else ""), "batch": batch, **r})
+                answered += r["answered_with_warmup"] * batch
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        if name == "server":  # the log must keep up too: rows written after a clean stop, against texts answered
+            results[-1]["logged"] = (logged_rows(params.serve.prediction_log_url) - logged_before, answered)
 
     echo = {r["batch"]: r for r in results if r["target"] == "echo"}
     load = os.getloadavg()
@@ -270,7 +277,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['target']} | {r['batch']} | {r['requests']} | {r['rps']:.0f} | {r['rps'] * r['batch']:.0f} | "
               f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {r['rps'] / echo[r['batch']]['rps']:.2f} | "
               f"{r['rps'] * r['batch'] / student:.2f} |")
+    print("\nPrediction log, per server run (all its batches): rows written after a clean stop / texts answered "
+          "(warm-up included; answers cut off when the generator stops are logged but not counted)")
+    for r in results:
+        if "logged" in r:
+            print(f"- {r['target']}: {r['logged'][0]} / {r['logged'][1]}")
     return 0
+
+
+def logged_rows(url: str) -> int:
+    import sqlalchemy as sa
+
+    from pipeline import predlog
+
+    engine, tbl = predlog.connect(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(tbl)).scalar())
+    finally:
+        engine.dispose()
 
 
 def start_ready(port: int) -> None:

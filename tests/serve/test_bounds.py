@@ -164,6 +164,49 @@ def _rows(ws) -> tuple[int, int]:
     return int(rows), int(top)
 
 
+def _log_writers(root: int) -> list[int]:
+    """Pids of the prediction-log writer processes under process ``root`` (read from /proc)."""
+    from pathlib import Path
+
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, ppid in parent.items() if ppid in tree} - tree
+        tree |= more
+        grew = bool(more)
+    found = []
+    for pid in tree - {root}:
+        try:
+            if b"pipeline.serve.logwriter" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> None:
+    import os
+
+    deadline = time.monotonic() + timeout_s
+    for pid in pids:
+        while True:
+            try:
+                os.kill(pid, 0)
+                state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+            except (ProcessLookupError, FileNotFoundError):
+                break
+            if state == "Z":  # exited; its parent (killed) is no longer there to reap it
+                break
+            assert time.monotonic() < deadline, f"writer process {pid} outlived its server"
+            time.sleep(0.05)
+
+
 @pytest.mark.parametrize("durable", [False, True])
 def test_kill_9_under_load_counts_every_lost_row(tmp_path, bundles, monkeypatch, durable):
     """kill -9 while clients stream: written + counted-lost = acknowledged; with log_durable nothing is lost."""
@@ -173,9 +216,12 @@ def test_kill_9_under_load_counts_every_lost_row(tmp_path, bundles, monkeypatch,
     for t in clients:
         t.start()
     time.sleep(2.5)
+    writers = _log_writers(server.proc.pid)
+    assert writers, "the server runs its prediction-log writer as a child process"
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait()
     stop.set()
+    _wait_gone(writers, 10.0)  # the writer never outlives its server: it exits when the pipe closes
     for t in clients:
         t.join()
     acknowledged = sum(counts)

@@ -77,6 +77,55 @@ def test_log_writer_drops_and_counts_when_full_and_never_blocks(tmp_path):
 
 
 
+def test_log_writer_replaces_a_writer_process_that_died(tmp_path):
+    """Rows are built and inserted in a child process; when it dies, the next batch starts another and is
+    written; a batch that cannot be written is counted as dropped, never lost silently."""
+    import os
+    import signal
+
+    from pipeline import predlog
+
+    dropped, written = [], []
+    w = PredictionLogWriter(f"sqlite:///{tmp_path}/p.db", log_text=True, queue_size=100, batch_size=100,
+                            flush_s=0.05, on_written=written.append, on_dropped=dropped.append)
+    w.start()
+    try:
+        first = w.process_pid
+        assert first is not None and first != os.getpid()
+        w.submit(_record(0))
+        _until(lambda: sum(written) == 1)
+        os.kill(first, signal.SIGKILL)
+        w.submit(_record(1, n=3))
+        _until(lambda: sum(written) == 4)
+        assert w.process_pid not in (None, first)
+    finally:
+        w.stop()
+    assert w.process_pid is None  # stopped: the child is gone
+    rows = predlog.read_window(*predlog.connect(w.url))
+    assert sorted(rows["seq"]) == [1, 2, 3, 4] and set(rows["text"]) == {"text 0", "text 1"} and not dropped
+
+    broken = PredictionLogWriter(f"sqlite:///{tmp_path}/q.db", log_text=True, queue_size=100, batch_size=100,
+                                 flush_s=0.05, on_written=written.append, on_dropped=dropped.append)
+    broken.start()
+    try:  # the writer dies and its database is gone: the next one cannot start, the batch is counted dropped
+        os.kill(broken.process_pid, signal.SIGKILL)
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"q.db{suffix}").unlink(missing_ok=True)
+        (tmp_path / "q.db").mkdir()
+        assert broken.submit(_record(5, n=2))
+        _until(lambda: sum(dropped) == 2)
+        assert sum(written) == 4
+    finally:
+        broken.stop()
+
+
+def _until(ok, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ok():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def test_model_swaps_freeze_the_live_heap_and_release_the_replaced_model(tmp_path, bundles):
     """A load freezes what is alive (so full collections skip the models); a swap collects the model it
     replaced instead of keeping it frozen."""
