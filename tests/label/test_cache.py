@@ -81,3 +81,32 @@ def test_answers_committed_by_another_connection_are_read_back(tmp_path):
     assert len(got.probs) == 3 and got.sent == 3
     for key in back:
         assert got.probs[key].tobytes() == back[key].tobytes()
+
+
+def test_a_cache_in_the_old_layout_is_moved_into_answers_with_nothing_lost(tmp_path):
+    """Caches written before the insertion-ordered layout (one WITHOUT ROWID ``labels`` table keyed by the
+    hex hash) keep every answer and their ledger when a newer version opens them."""
+    import sqlite3
+
+    from pipeline.label.cache import DB_NAME
+
+    old = {text_key(f"text {i}"): np.array([i / 10, 1 - i / 10], dtype=np.float32) for i in range(5)}
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("CREATE TABLE labels (fingerprint TEXT NOT NULL, text_sha TEXT NOT NULL, probs BLOB NOT NULL, "
+                   "PRIMARY KEY (fingerprint, text_sha)) WITHOUT ROWID")
+        db.execute("CREATE TABLE spend (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, at REAL NOT NULL, "
+                   "calls INTEGER NOT NULL, texts_sent INTEGER NOT NULL, usage TEXT NOT NULL)")
+        db.executemany("INSERT INTO labels VALUES (?, ?, ?)",
+                       [("kw-1", k, p.tobytes()) for k, p in old.items()] + [("other", "not-a-hash", b"\0" * 8)])
+        db.execute("INSERT INTO spend (fingerprint, at, calls, texts_sent, usage) VALUES ('kw-1', 0, 2, 5, '{}')")
+    with LabelCache(tmp_path) as cache:
+        back = cache.get_many("kw-1", list(old) + [text_key("never asked")])
+        assert set(back) == set(old) and all(back[k].tobytes() == old[k].tobytes() for k in old)
+        assert cache.get_many("other", ["not-a-hash"])["not-a-hash"].tobytes() == b"\0" * 8
+        assert cache.count("kw-1") == 5 and cache.count() == 6
+        assert cache.spend_totals("kw-1")["calls"] == 2
+        cache.put_many("kw-1", {text_key("text 0"): np.array([0.5, 0.5])})  # replaces, does not add
+        assert cache.count("kw-1") == 5 and cache.get_many("kw-1", [text_key("text 0")])[text_key("text 0")][0] == 0.5
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "labels" not in tables and {"answers", "teachers", "spend"} <= tables

@@ -38,7 +38,7 @@ def _cached(cache_dir: Path) -> int:
         return 0
     with sqlite3.connect(db, timeout=30) as con:
         try:
-            return con.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+            return con.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
         except sqlite3.OperationalError:  # table not created yet
             return 0
 
