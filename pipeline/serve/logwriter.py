@@ -247,14 +247,17 @@ class PredictionLogWriter:
     def _ship(self, records: list[LogRecord], rows: int) -> None:
         written, error = 0, None
         try:
-            if self._child is None or self._child.poll() is not None:
+            if self._child is not None and self._child.poll() is not None:
+                _close_child(self._child, 0.0)  # it died: close the pipes it leaves
+                self._child = None
+            if self._child is None:
                 self._child = self._spawn()
             _write_frame(self._child.stdin, [_pack(rec) for rec in records])
             written, error = _read_frame(self._child.stdout)
         except Exception as exc:  # the child died or could not start: lose this batch, keep serving
             error = f"the writer process failed ({type(exc).__name__}: {exc}); starting another for the next batch"
             if self._child is not None:
-                self._child.kill()
+                _close_child(self._child, 0.0)  # reaped and its pipes closed: no zombie, no leaked fds
                 self._child = None
         if error is None:
             self._on_written(written)
@@ -273,8 +276,11 @@ class PredictionLogWriter:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         child = subprocess.Popen([sys.executable, "-m", "pipeline.serve.logwriter"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, env=env)
-        _write_frame(child.stdin, {"url": self.url, "log_text": self.log_text, "run_id": self.run_id})
-        ready = _read_frame(child.stdout)
+        try:
+            _write_frame(child.stdin, {"url": self.url, "log_text": self.log_text, "run_id": self.run_id})
+            ready = _read_frame(child.stdout)
+        except Exception as exc:
+            ready = f"{type(exc).__name__}: {exc}"
         if ready is not True:
             _close_child(child, 5.0)
             raise RuntimeError(f"the prediction-log writer process did not start: {ready}")
@@ -332,10 +338,11 @@ def _read_frame(stream) -> Any:
 
 
 def _close_child(child: subprocess.Popen, timeout: float) -> None:
+    """End the child: close its input (it finishes its batch and exits), kill it after ``timeout``, reap it."""
     try:
-        child.stdin.close()  # end of input: the child finishes its batch and exits
+        child.stdin.close()
         child.wait(timeout)
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, ValueError, subprocess.TimeoutExpired):
         child.kill()
         child.wait()
     if child.stdout is not None:

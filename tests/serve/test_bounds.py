@@ -4,6 +4,7 @@ across kill -9 and SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import threading
@@ -100,43 +101,55 @@ def test_openapi_schema_is_published(bounded):
     assert body["properties"]["texts"]["items"]["maxLength"] == 20_000
 
 
+def _post_bytes(body: bytes) -> bytes:
+    return (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)) + body
+
+
+def _read_reply(sock: socket.socket) -> tuple[int, bytes, float]:
+    out = b""
+    while chunk := sock.recv(65536):
+        out += chunk
+    return int(out.split(b" ", 2)[1]), out, time.monotonic()
+
+
 def test_health_answers_while_the_model_works_and_saturation_is_429(tmp_path, bundles, monkeypatch):
     ws, server = _serve(tmp_path, bundles, monkeypatch, max_pending=2, inference_threads=1)
-    heavy = {"texts": [("my card payment was declined twice today " * 250)[:10_000]] * 64}
-    results: list[tuple[int, float, dict]] = []
-    clients = 12
-    start = threading.Barrier(clients)  # all requests arrive together, or a fast server keeps up with them
-
-    def post():
-        with httpx.Client(timeout=60) as client:
-            client.get(server.url + "/healthz")  # connect before the barrier
-            start.wait()
-            r = client.post(server.url + "/v1/predict", json=heavy)
-        results.append((r.status_code, time.monotonic(), dict(r.headers)))
-
+    heavy = _post_bytes(json.dumps({"texts": [("my card payment was declined twice today " * 500)[:20_000]] * 64})
+                        .encode())
+    # Saturation must not depend on how fast this machine is. Three heavy requests are sent whole but for
+    # their last byte, then completed together: all three wait for inference at the same moment, and a
+    # request whose head arrives then finds more than max_pending waiting.
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=60) for _ in range(3)]
+    late = [socket.create_connection(("127.0.0.1", server.port), timeout=60) for _ in range(4)]
     try:
-        threads = [threading.Thread(target=post) for _ in range(clients)]
-        for t in threads:
-            t.start()
-        time.sleep(0.3)
+        for s in held:
+            s.sendall(heavy[:-1])
+        time.sleep(0.5)  # the server has read all but the last byte of each
+        for s in held:
+            s.sendall(heavy[-1:])
+        time.sleep(0.02)
+        for s in late:
+            s.sendall(_post_bytes(b'{"texts": ["where is my card?"]}'))
         health_at = []
-        for _ in range(5):
+        for _ in range(3):
             r = httpx.get(server.url + "/healthz", timeout=10)
             assert r.status_code == 200
             health_at.append(time.monotonic())
-        for t in threads:
-            t.join()
-        statuses = sorted(code for code, _, _ in results)
-        assert 200 in statuses and 429 in statuses, statuses
-        assert set(statuses) <= {200, 429}
-        refused = [h for code, _, h in results if code == 429]
-        assert all(h.get("retry-after") == "1" for h in refused)
-        last_200 = max(at for code, at, _ in results if code == 200)
-        # health answered while inference was still running (the first of the 5; a fast machine may finish
-        # the heavy requests before the last)
-        assert min(health_at) < last_200
+        held_replies = [_read_reply(s) for s in held]
+        late_replies = [_read_reply(s) for s in late]
+        assert [code for code, _, _ in held_replies] == [200, 200, 200], [r[1][:300] for r in held_replies]
+        refused = [reply for code, reply, _ in late_replies if code == 429]
+        assert refused, [r[1][:300] for r in late_replies]
+        assert {code for code, _, _ in late_replies} <= {200, 429}
+        assert all(b"\r\nretry-after: 1\r\n" in reply.lower() for reply in refused)
+        assert all(b"serve.max_pending = 2" in reply for reply in refused)
+        # health answered while inference was still running
+        assert min(health_at) < max(at for _, _, at in held_replies)
         assert metric(server.url, "distill_rejected_requests_total", reason="serve.max_pending") == len(refused)
     finally:
+        for s in held + late:
+            s.close()
         server.stop()
 
 

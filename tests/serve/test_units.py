@@ -115,8 +115,24 @@ def test_log_writer_replaces_a_writer_process_that_died(tmp_path):
         assert broken.submit(_record(5, n=2))
         _until(lambda: sum(dropped) == 2)
         assert sum(written) == 4
+        assert _zombie_children() == []  # every failed writer was reaped
     finally:
         broken.stop()
+
+
+def _zombie_children() -> list[int]:
+    import os
+    from pathlib import Path
+
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            out.append(int(stat.parent.name))
+    return out
 
 
 def _until(ok, timeout_s: float = 10.0) -> None:
