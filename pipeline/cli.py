@@ -105,6 +105,8 @@ def bench(
                               "('' for none)"),
     labeling_curve: bool = typer.Option(False, "--labeling-curve", help="instead: student accuracy against teacher "
                                         "calls, random and active selection at 5-100 %% of the pool (labeling.json)"),
+    seeds: str = typer.Option("", "--seeds", help="with --labeling-curve: comma-separated seeds, one curve each, "
+                              "reported as their mean and range (default: the params' seed)"),
 ) -> None:
     """Quality-per-cost benchmark: teacher, distilled student, gold-only student and the peers a user would
     train instead on the same labels; writes bench.json."""
@@ -114,12 +116,18 @@ def bench(
     from pipeline.stages import setup_logging
 
     setup_logging()
+    if seeds.strip() and not labeling_curve:
+        raise typer.BadParameter("is for --labeling-curve (the main bench runs the params' seed)", param_hint="--seeds")
     try:
         loaded = with_data_dir(load_params(params, parse_overrides(set_)), data_dir)
         if labeling_curve:
-            from pipeline.bench.labeling import labeling_curve as curve, render_curve
+            from pipeline.bench.labeling import labeling_curves, render_curve
 
-            typer.echo(render_curve(curve(loaded, workdir or f"bench/{bench_name(params)}")))
+            try:
+                chosen = [int(n) for n in seeds.split(",") if n.strip()]
+            except ValueError:
+                raise typer.BadParameter(f"takes comma-separated integers, not {seeds!r}", param_hint="--seeds") from None
+            typer.echo(render_curve(labeling_curves(loaded, workdir or f"bench/{bench_name(params)}", chosen)))
             return
         record = run_bench(loaded, workdir or f"bench/{bench_name(params)}",
                            threads=[int(n) for n in threads.split(",")], speed_texts=speed_texts,

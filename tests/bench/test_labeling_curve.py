@@ -45,3 +45,4 @@ def test_labeling_curve_spends_what_each_budget_allows_for_random_and_active(tmp
     assert whole["pool_texts_labeled"] == pool and whole["share_of_whole_pool"] == 1.0
     assert next(p for p in points if p["strategy"] == "active" and p["budget_share"] == 0.5)["rounds"] >= 2
     assert "| active | 25% |" in result.output and "| random | 100% |" in result.output
+
