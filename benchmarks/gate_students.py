@@ -88,6 +88,7 @@ def summary(name: str, gate: dict, seconds: float) -> dict:
     student, teacher = gold["student_int8"]["accuracy"], gold["teacher"]["accuracy"]
     failing = sorted({c["suite"].split("/", 1)[0] for c in gate["checks"] if not c["passed"]})
     return {"student": name, "accuracy": student, "teacher": teacher, "retention": student / teacher,
+            "paired_upper": gold["student_int8"].get("accuracy_paired_upper", float("nan")),
             "passed": gate["passed"], "checks": len(gate["checks"]),
             "failing": sum(not c["passed"] for c in gate["checks"]), "failing_suites": failing,
             "seconds": round(seconds, 1)}
@@ -122,19 +123,22 @@ def main(argv: list[str] | None = None) -> int:
                               time.perf_counter() - started)
             except ExportRefused as exc:  # a failure too: this student never reaches the gate
                 row = {"student": name, "accuracy": float("nan"), "teacher": float("nan"), "retention": float("nan"),
+                       "paired_upper": float("nan"),
                        "passed": False, "checks": 0, "failing": 0, "failing_suites": ["export parity"],
                        "refused": str(exc), "seconds": round(time.perf_counter() - started, 1)}
             rows.append(row)
             print(f"[{i + 1}/{len(jobs)}] {name}: {'PASSED' if row['passed'] else 'FAILED'} "
                   f"({row['seconds']} s)", file=sys.stderr, flush=True)
     print(f"\nproject {project.name}, params {args.params}, load average {os.getloadavg()[0]:.2f}\n")
-    print("| student | int8 accuracy | teacher | share of teacher | gate | failing checks | failing suites |")
-    print("|---|---|---|---|---|---|---|")
+    print("| student | int8 accuracy | its bound paired with the teacher | teacher | share of teacher | gate | "
+          "failing checks | failing suites |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r.get("refused"):
-            print(f"| {r['student']} | - | - | - | FAILED at export | - | {r['refused']} |")
+            print(f"| {r['student']} | - | - | - | - | FAILED at export | - | {r['refused']} |")
             continue
-        print(f"| {r['student']} | {r['accuracy']:.4f} | {r['teacher']:.4f} | {r['retention']:.1%} | "
+        print(f"| {r['student']} | {r['accuracy']:.4f} | {r['paired_upper']:.4f} | {r['teacher']:.4f} | "
+              f"{r['retention']:.1%} | "
               f"{'PASSED' if r['passed'] else 'FAILED'} | {r['failing']} of {r['checks']} | "
               f"{', '.join(r['failing_suites']) or '-'} |")
     weak = rows[1:]

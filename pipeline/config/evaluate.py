@@ -19,14 +19,15 @@ class GoldConfig(Section):
     """The gold test split (``split == "test"`` with labels), judged against the teacher on the same rows."""
 
     # The student's accuracy must reach the teacher's accuracy on the same rows minus this (its upper
-    # confidence bound when confidence is set); null: no check against the teacher.
+    # bound paired with the teacher when confidence is set); null: no check against the teacher.
     teacher_tolerance: float | None = Field(default=0.02, ge=0.0, le=1.0)
     # Per class with at least min_class_rows test rows, the student's recall must reach the teacher's
     # recall on that class minus this (its upper bound when confidence is set); null: reported only.
     class_tolerance: float | None = Field(default=0.10, ge=0.0, le=1.0)
-    # null: the values themselves are compared. A confidence (e.g. 0.9): the student's one-sided Wilson
-    # upper bound is (per class: for all judged classes together), so a 15-row test split does not fail
-    # a student one row behind its teacher.
+    # null: the values themselves are compared. A confidence (e.g. 0.9): against the teacher, the upper
+    # bound of the student's accuracy paired with the teacher's answers on the same rows is (per class:
+    # for all judged classes together), so a 15-row test split does not fail a student two rows behind
+    # its teacher; absolute floors compare the student's one-sided Wilson bound.
     confidence: float | None = Field(default=0.9, gt=0.5, lt=1.0)
     # Absolute floors for the user to set (null: none): accuracy on the gold test split ...
     min_accuracy: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -105,6 +105,10 @@ def champion_checks(metrics: Metrics, rules: Iterable[Rule], cfg: ChampionConfig
     checks = []
     seen = set()
     for rule in rules:
+        # A bound paired with the teacher judges the distance to the teacher; against the champion, scored
+        # on the same rows, the plain metric is compared and the tolerance is the largest allowed drop
+        metric = rule.against_metric if rule.metric.endswith("_paired_upper") else rule.metric
+        rule = Rule(rule.suite, metric, rule.comparison, rule.threshold)
         key = (rule.suite, rule.metric)
         if key in seen or rule.suite.split("/", 1)[0] in cfg.exclude or rule.suite in cfg.exclude:
             continue

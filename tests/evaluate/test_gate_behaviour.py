@@ -62,7 +62,7 @@ def test_majority_student_fails_with_suites_named(tmp_path, banking_models):
     assert any(s.startswith("perturb/") for s in failing) and any(s.startswith("slice/") for s in failing)
     # judged against the teacher on the same rows: overall accuracy and the worst class's recall
     metrics = {c.metric for c in result.verdict.failing if c.suite == "gold"}
-    assert metrics == {"accuracy_upper", "class_recall_margin"}
+    assert metrics == {"accuracy_paired_upper", "class_recall_margin"}
     # with gold test labels, held-out agreement is reported, not gated; the user can gate it as well
     assert "agreement" in result.metrics and all(c.suite != "agreement" for c in result.verdict.checks)
     strict = evaluate_models(context(tmp_path, data, teacher, majority, path,
@@ -84,7 +84,7 @@ def test_weak_students_fail_against_the_teacher_for_every_seed(tmp_path, banking
     assert "gold" in failing, failing
     accuracy = result.metrics["gold"]["student_int8"]["accuracy"]
     assert accuracy < result.metrics["gold"]["teacher"]["accuracy"]
-    gold_check = next(c for c in result.verdict.failing if c.suite == "gold" and c.metric == "accuracy_upper")
+    gold_check = next(c for c in result.verdict.failing if c.suite == "gold" and c.metric == "accuracy_paired_upper")
     assert gold_check.kind == "teacher" and gold_check.margin < 0
 
 

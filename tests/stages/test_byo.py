@@ -69,7 +69,8 @@ def example_test_set() -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
-def check_run(repo: Path, teacher_labels: list[str], min_test_accuracy: float | None) -> list[str]:
+def check_run(repo: Path, teacher_labels: list[str], min_test_accuracy: float | None,
+              gate_passes: bool = False) -> list[str]:
     """The checks every case shares; returns the bundle's int8 predictions on the example's test set."""
     from pipeline.bundle import load_bundle
 
@@ -83,9 +84,12 @@ def check_run(repo: Path, teacher_labels: list[str], min_test_accuracy: float | 
     label = read_json(repo, "metrics/label.json")
     assert label["rows"] == 75 and label["failed_rows"] == 0
     assert read_json(repo, "metrics/export.json")["passed"] is True
-    # The gate may fail on 15 test texts; what matters here is that it ran every suite and wrote its verdict.
+    # Every case: the gate ran every suite and wrote its verdict. The example's own params and teacher: it
+    # passes (a student a row or two behind its teacher on 15 test texts is no evidence of a worse student).
     gate = read_json(repo, "reports/gate.json")
     assert isinstance(gate["passed"], bool) and gate["checks"], gate
+    if gate_passes:
+        assert gate["passed"], [c for c in gate["checks"] if not c["passed"]]
     assert read_json(repo, "metrics/evaluate.json")["passed"] is gate["passed"]
     assert "gold" in (repo / "reports/gate.md").read_text().lower()
 
@@ -108,7 +112,7 @@ def test_csv_with_the_default_embedding_head_teacher(repo_copy: Path):
     teacher = read_json(repo_copy, "models/teacher/teacher.json")
     assert teacher["kind"] == "embedding-head" and teacher["train_rows"] == 15
     # The head is fitted on 15 labeled tickets; the student learns from its labels of the other 45.
-    check_run(repo_copy, ["account", "billing", "technical"], min_test_accuracy=0.8)
+    check_run(repo_copy, ["account", "billing", "technical"], min_test_accuracy=0.8, gate_passes=True)
     second = dvc(repo_copy, "repro")
     assert "Running stage" not in second and "didn't change" in second, second
 

@@ -3,8 +3,9 @@
 For each configured perturbation, a seeded sample of test texts is perturbed, and each model is judged
 against the teacher on the *same* perturbed texts:
 
-- ``accuracy`` on the perturbed texts that carry a gold label: the student's (its Wilson upper bound
-  with ``perturbations.confidence``) must reach the teacher's minus ``perturbations.teacher_tolerance``.
+- ``accuracy`` on the perturbed texts that carry a gold label: the student's (with
+  ``perturbations.confidence``, its upper bound paired with the teacher's answers on the same rows,
+  ``accuracy_paired_upper``) must reach the teacher's minus ``perturbations.teacher_tolerance``.
   A perturbation that hurts the teacher as much hurts nobody's verdict;
 - without enough gold rows (``min_gold_rows``), ``invariance``, the share of perturbed texts where the
   student answers as the teacher does on them, must reach the student's own agreement with the teacher
@@ -68,13 +69,18 @@ def perturbations(ctx: EvalContext) -> SuiteResult:
             if cfg.confidence is not None:
                 if "accuracy" in entry:
                     entry["accuracy_upper"] = m.wilson_upper(entry["accuracy"], int(gold.sum()), cfg.confidence)
+                    if model != TEACHER:
+                        entry["accuracy_paired_upper"] = m.paired_accuracy_upper(
+                            np.argmax(probs[gold], axis=1) == targets[gold],
+                            np.argmax(teacher[gold], axis=1) == targets[gold], cfg.confidence)
                 if "invariance" in entry:
                     entry["invariance_upper"] = m.wilson_upper(entry["invariance"], len(base), cfg.confidence)
             result.metrics[name][model] = entry
         upper = "_upper" if cfg.confidence is not None else ""
         if cfg.teacher_tolerance is not None:
             if by_gold:
-                result.rules.append(Rule(name, "accuracy" + upper, ">=", cfg.teacher_tolerance, vs_teacher=True,
+                paired = "_paired_upper" if cfg.confidence is not None else ""
+                result.rules.append(Rule(name, "accuracy" + paired, ">=", cfg.teacher_tolerance, vs_teacher=True,
                                          against_metric="accuracy"))
             else:
                 result.rules.append(Rule(name, "invariance" + upper, ">=", cfg.teacher_tolerance, vs_teacher=True,

@@ -3,11 +3,13 @@
 Each slice with at least ``slices.min_rows`` rows is scored on accuracy against gold and agreement with
 the teacher; a slice with fewer rows is listed in the report as skipped (too small to judge). A slice
 with gold labels is gated on accuracy: the teacher's own accuracy on the same rows minus
-``slices.teacher_tolerance``, and an absolute floor when the user sets ``slices.min_accuracy``. Agreement is gated where there is no gold (or everywhere, with
-``slices.min_agreement`` set): a student exactly as accurate as its teacher may still err on other rows. With
-``slices.confidence`` set (the default), the student's one-sided Wilson upper bounds (``accuracy_upper``,
-``agreement_upper``) are compared, reported beside the plain values: small slices fail on evidence,
-not on one text.
+``slices.teacher_tolerance``, and an absolute floor when the user sets ``slices.min_accuracy``. Agreement is
+gated where there is no gold (or everywhere, with ``slices.min_agreement`` set): a student exactly as
+accurate as its teacher may still err on other rows. With ``slices.confidence`` set (the default), bounds
+are compared, reported beside the plain values, so small slices fail on evidence, not on one text: against
+the teacher, the paired bound of the student's accuracy (``accuracy_paired_upper``, from the rows where
+exactly one of the two is right); against absolute floors, its one-sided Wilson bounds (``accuracy_upper``,
+``agreement_upper``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ def slices(ctx: EvalContext) -> SuiteResult:
             if cfg.confidence is not None:
                 for metric in [k for k in ("accuracy", "agreement") if k in entry]:
                     entry[f"{metric}_upper"] = m.wilson_upper(entry[metric], len(rows), cfg.confidence)
+                if "accuracy" in entry and teacher is not None and model != TEACHER:
+                    entry["accuracy_paired_upper"] = m.paired_accuracy_upper(
+                        np.argmax(probs, axis=1) == targets, np.argmax(teacher, axis=1) == targets, cfg.confidence)
             result.metrics[name][model] = entry
         suffix = "_upper" if cfg.confidence is not None else ""
         gold = bool((targets >= 0).all())
@@ -72,7 +77,8 @@ def slices(ctx: EvalContext) -> SuiteResult:
             if cfg.min_accuracy is not None:
                 result.rules.append(Rule(name, "accuracy" + suffix, ">=", cfg.min_accuracy))
             if teacher is not None and cfg.teacher_tolerance is not None:
-                result.rules.append(Rule(name, "accuracy" + suffix, ">=", cfg.teacher_tolerance, vs_teacher=True,
+                paired = "_paired_upper" if cfg.confidence is not None else ""
+                result.rules.append(Rule(name, "accuracy" + paired, ">=", cfg.teacher_tolerance, vs_teacher=True,
                                          against_metric="accuracy"))
         if teacher is not None and (cfg.min_agreement is not None or not gold):
             floor = cfg.min_agreement if cfg.min_agreement is not None else ctx.cfg.agreement.min_agreement
