@@ -17,7 +17,9 @@ A student whose int8 export the export stage's parity check refuses counts as fa
 the gate), and the table says so.
 
 No champion is compared (``registry.url`` points at an empty registry in the scratch folder), so each
-verdict is the student against its teacher and the params' floors alone. Scratch outputs go to a
+verdict is the student against its teacher and the params' floors alone: the gate of a first release.
+``--champion`` instead judges every student also against the project's own trained bundle
+(``models/bundle``) as the production champion, as every release after the first is judged. Scratch outputs go to a
 temporary folder; the project's own outputs are never written.
 """
 
@@ -44,11 +46,13 @@ def run(project: Path, args: list[str]) -> None:
         raise SystemExit(f"{' '.join(args[:1])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
-def export_and_evaluate(project: Path, params: str, checkpoint: Path, out: Path) -> dict:
+def export_and_evaluate(project: Path, params: str, checkpoint: Path, out: Path, champion: Path | None = None) -> dict:
     run(project, ["pipeline.stages.export", "--params", params, "--checkpoint", str(checkpoint),
                   "--data", "data/ingested.parquet", "--labels", "data/labels.parquet", "--out", str(out / "bundle"),
                   "--metrics", str(out / "export.json")])
     no_champion = ["--set", f"registry.url=sqlite:///{out / 'registry.db'}"]  # empty: no production alias
+    if champion is not None:  # an explicit champion bundle wins over the (empty) registry
+        no_champion += ["--set", f"evaluate.champion.bundle={champion}"]
     run(project, ["pipeline.stages.evaluate", "--params", params, *no_champion, "--bundle", str(out / "bundle"),
                   "--teacher-dir", "models/teacher", "--data", "data/ingested.parquet", "--labels",
                   "data/labels.parquet", "--suites-root", ".", "--gate", str(out / "gate.json"),
@@ -86,7 +90,8 @@ def noisy_student(project: Path, seed: int, noise: float, out: Path) -> Path:
 def summary(name: str, gate: dict, seconds: float) -> dict:
     gold = gate["suites"]["gold"]
     student, teacher = gold["student_int8"]["accuracy"], gold["teacher"]["accuracy"]
-    failing = sorted({c["suite"].split("/", 1)[0] for c in gate["checks"] if not c["passed"]})
+    failing = sorted({c["suite"].split("/", 1)[0] + (" vs champion" if c.get("kind") == "champion" else "")
+                      for c in gate["checks"] if not c["passed"]})
     return {"student": name, "accuracy": student, "teacher": teacher, "retention": student / teacher,
             "paired_upper": gold["student_int8"].get("accuracy_paired_upper", float("nan")),
             "passed": gate["passed"], "checks": len(gate["checks"]),
@@ -101,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--noise", type=float, default=3.0, help="noisy students: noise / tensor std")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--champion", action="store_true",
+                        help="judge every student also against the project's models/bundle as the champion")
     args = parser.parse_args(argv)
     project = args.project.resolve()
     rows = []
@@ -119,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 checkpoint = noisy_student(project, seed, args.noise, out)
             try:
-                row = summary(name, export_and_evaluate(project, args.params, checkpoint, out),
+                champion = project / "models" / "bundle" if args.champion else None
+                row = summary(name, export_and_evaluate(project, args.params, checkpoint, out, champion),
                               time.perf_counter() - started)
             except ExportRefused as exc:  # a failure too: this student never reaches the gate
                 row = {"student": name, "accuracy": float("nan"), "teacher": float("nan"), "retention": float("nan"),
@@ -129,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(f"[{i + 1}/{len(jobs)}] {name}: {'PASSED' if row['passed'] else 'FAILED'} "
                   f"({row['seconds']} s)", file=sys.stderr, flush=True)
-    print(f"\nproject {project.name}, params {args.params}, load average {os.getloadavg()[0]:.2f}\n")
+    print(f"\nproject {project.name}, params {args.params}, "
+          f"{'champion: the project bundle' if args.champion else 'no champion'}, "
+          f"load average {os.getloadavg()[0]:.2f}\n")
     print("| student | int8 accuracy | its bound paired with the teacher | teacher | share of teacher | gate | "
           "failing checks | failing suites |")
     print("|---|---|---|---|---|---|---|---|")
