@@ -80,8 +80,8 @@ def labeling_curves(params, workdir: str | Path, seeds: list[int] | None = None,
     none: the params' own) is :func:`labeling_curve` itself.
 
     The seed draws the labeled rows, the teacher fitted on them, the student's initialisation and the
-    first random round of active selection; on BANKING77's 3,080 test texts one seed's accuracy moves by
-    about half a point, the size of the differences the curve is read for."""
+    first random round of active selection; on BANKING77's 3,080 test texts a point moves by up to two
+    points from seed to seed, more than the differences the curve is read for."""
     from pipeline.io import write_json
 
     if not seeds or list(seeds) == [params.seed]:
