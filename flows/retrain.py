@@ -154,7 +154,7 @@ def run(root: str = ".", push: bool = True) -> dict:
 
 
 def gate_failing(gate) -> list[str]:
-    """The failing checks of a GateReport, short: ``gold/accuracy_upper 0.7117 < 0.9005`` (the int8
+    """The failing checks of a GateReport, short: ``gold/accuracy_paired_upper 0.7117 < 0.9005`` (the int8
     student's, which is served)."""
     checks = [c for c in gate.raw.get("checks", []) if not c.get("passed")]
     served = [c for c in checks if c.get("model") == "student_int8"] or checks
