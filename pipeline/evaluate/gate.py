@@ -108,20 +108,19 @@ def champion_checks(metrics: Metrics, rules: Iterable[Rule], cfg: ChampionConfig
         # A bound paired with the teacher judges the distance to the teacher; against the champion, scored
         # on the same rows, the plain metric is compared and the tolerance is the largest allowed drop
         metric = rule.against_metric if rule.metric.endswith("_paired_upper") else rule.metric
-        rule = Rule(rule.suite, metric, rule.comparison, rule.threshold)
-        key = (rule.suite, rule.metric)
+        key = (rule.suite, metric)
         if key in seen or rule.suite.split("/", 1)[0] in cfg.exclude or rule.suite in cfg.exclude:
             continue
         seen.add(key)
-        champ = _scored(metrics, rule.suite, CHAMPION, rule.metric)
+        champ = _scored(metrics, rule.suite, CHAMPION, metric)
         if champ is None:
             continue
         tol = tolerance_for(rule.suite, cfg)
         limit = champ - tol if rule.comparison == ">=" else champ + tol
-        value = _value(metrics, rule.suite, cfg.challenger, rule.metric)
-        checks.append(Check(rule.suite, rule.metric, cfg.challenger, value, limit, rule.comparison,
+        value = _value(metrics, rule.suite, cfg.challenger, metric)
+        checks.append(Check(rule.suite, metric, cfg.challenger, value, limit, rule.comparison,
                             _compare(value, rule.comparison, limit), kind="champion", reference=champ,
-                            teacher=_scored(metrics, rule.suite, TEACHER, rule.metric)))
+                            teacher=_scored(metrics, rule.suite, TEACHER, metric)))
     return checks
 
 

@@ -11,10 +11,15 @@ import numpy as np
 _EPS = 1e-12
 
 
+def correct(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per row: whether the model's top class is the target."""
+    return np.argmax(probs, axis=1) == targets
+
+
 def accuracy(probs: np.ndarray, targets: np.ndarray) -> float:
     if len(targets) == 0:
         return float("nan")
-    return float(np.mean(np.argmax(probs, axis=1) == targets))
+    return float(np.mean(correct(probs, targets)))
 
 
 def per_class_recall(probs: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:

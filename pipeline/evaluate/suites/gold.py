@@ -30,6 +30,7 @@ def gold(ctx: EvalContext) -> SuiteResult:
     counts = np.bincount(targets, minlength=k)
     judged = counts >= cfg.min_class_rows
     recalls = {name: m.per_class_recall(ctx.predict(name, texts), targets, k) for name in ctx.models}
+    right = {name: m.correct(ctx.predict(name, texts), targets) for name in ctx.models}
     result.metrics["gold"] = {}
     for name in ctx.models:
         entry = classification_metrics(ctx.predict(name, texts), targets, k)
@@ -38,9 +39,7 @@ def gold(ctx: EvalContext) -> SuiteResult:
         if cfg.confidence is not None:
             entry["accuracy_upper"] = m.wilson_upper(entry["accuracy"], len(rows), cfg.confidence)
             if TEACHER in ctx.models and name != TEACHER:
-                entry["accuracy_paired_upper"] = m.paired_accuracy_upper(
-                    np.argmax(ctx.predict(name, texts), axis=1) == targets,
-                    np.argmax(ctx.predict(TEACHER, texts), axis=1) == targets, cfg.confidence)
+                entry["accuracy_paired_upper"] = m.paired_accuracy_upper(right[name], right[TEACHER], cfg.confidence)
         result.metrics["gold"][name] = entry
     # Per-class recall of each model, for the report.
     result.details["per_class_recall"] = {name: dict(zip(d.labels, np.round(r, 4).tolist())) for name, r in recalls.items()}
@@ -51,7 +50,7 @@ def gold(ctx: EvalContext) -> SuiteResult:
         log.warning("gold: %d class(es) with fewer than %d test rows are not judged per class: %s", len(untested),
                     cfg.min_class_rows, ", ".join(f"{c} ({n})" for c, n in list(untested.items())[:10]))
     if TEACHER in ctx.models:
-        _class_recall_vs_teacher(ctx, texts, targets, recalls, counts, judged, result)
+        _class_recall_vs_teacher(ctx, targets, right, recalls, counts, judged, result)
         _per_class_vs_teacher(ctx, texts, result)
         if cfg.teacher_tolerance is not None:
             metric = "accuracy" if cfg.confidence is None else "accuracy_paired_upper"
@@ -68,8 +67,9 @@ def gold(ctx: EvalContext) -> SuiteResult:
     return result
 
 
-def _class_recall_vs_teacher(ctx: EvalContext, texts: list[str], targets: np.ndarray, recalls: dict[str, np.ndarray],
-                             counts: np.ndarray, judged: np.ndarray, result: SuiteResult) -> None:
+def _class_recall_vs_teacher(ctx: EvalContext, targets: np.ndarray, right: dict[str, np.ndarray],
+                             recalls: dict[str, np.ndarray], counts: np.ndarray, judged: np.ndarray,
+                             result: SuiteResult) -> None:
     """Per judged class: the student's recall minus the teacher's recall on the same rows, judged on the
     class's rows paired with the teacher's answers (``metrics.paired_accuracy_upper``) when a confidence is
     set. The minimum is ``class_recall_margin``; the worst classes are named.
@@ -79,16 +79,14 @@ def _class_recall_vs_teacher(ctx: EvalContext, texts: list[str], targets: np.nda
     one, while a class the student has clearly lost still fails."""
     d, cfg = ctx.data, ctx.cfg.gold
     teacher = recalls[TEACHER]
-    teacher_right = np.argmax(ctx.predict(TEACHER, texts), axis=1) == targets
     worst = {}
     per_class = None if cfg.confidence is None else 1.0 - (1.0 - cfg.confidence) / max(int(judged.sum()), 1)
     for name, recall in recalls.items():
         if name == TEACHER or not judged.any():
             continue
-        right = np.argmax(ctx.predict(name, texts), axis=1) == targets
         bound = recall if per_class is None else np.array(
-            [m.paired_accuracy_upper(right[targets == c], teacher_right[targets == c], per_class) if n else np.nan
-             for c, n in enumerate(counts)])
+            [m.paired_accuracy_upper(right[name][targets == c], right[TEACHER][targets == c], per_class) if n
+             else np.nan for c, n in enumerate(counts)])
         margin = np.where(judged, bound - teacher, np.nan)
         result.metrics["gold"][name]["class_recall_margin"] = float(np.nanmin(margin))
         order = [c for c in np.argsort(np.nan_to_num(margin, nan=9.0)) if np.isfinite(margin[c])][:5]

@@ -71,8 +71,8 @@ def perturbations(ctx: EvalContext) -> SuiteResult:
                     entry["accuracy_upper"] = m.wilson_upper(entry["accuracy"], int(gold.sum()), cfg.confidence)
                     if model != TEACHER:
                         entry["accuracy_paired_upper"] = m.paired_accuracy_upper(
-                            np.argmax(probs[gold], axis=1) == targets[gold],
-                            np.argmax(teacher[gold], axis=1) == targets[gold], cfg.confidence)
+                            m.correct(probs[gold], targets[gold]), m.correct(teacher[gold], targets[gold]),
+                            cfg.confidence)
                 if "invariance" in entry:
                     entry["invariance_upper"] = m.wilson_upper(entry["invariance"], len(base), cfg.confidence)
             result.metrics[name][model] = entry

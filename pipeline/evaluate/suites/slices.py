@@ -69,7 +69,7 @@ def slices(ctx: EvalContext) -> SuiteResult:
                     entry[f"{metric}_upper"] = m.wilson_upper(entry[metric], len(rows), cfg.confidence)
                 if "accuracy" in entry and teacher is not None and model != TEACHER:
                     entry["accuracy_paired_upper"] = m.paired_accuracy_upper(
-                        np.argmax(probs, axis=1) == targets, np.argmax(teacher, axis=1) == targets, cfg.confidence)
+                        m.correct(probs, targets), m.correct(teacher, targets), cfg.confidence)
             result.metrics[name][model] = entry
         suffix = "_upper" if cfg.confidence is not None else ""
         gold = bool((targets >= 0).all())
