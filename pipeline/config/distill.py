@@ -93,6 +93,11 @@ class DistillConfig(Section):
     batch_size: int = Field(default=64, ge=1)
     # Learning rate (SparseAdam for the embedding tables, AdamW for the rest).
     lr: float = Field(default=0.02, gt=0.0)
+    # Learning-rate schedule: constant, or cosine (from lr down to 0 at the last step of `epochs`).
+    schedule: Literal["constant", "cosine"] = "constant"
+    # Exponential moving average of the weights, updated every step with this decay (e.g. 0.99);
+    # validation, early stopping and the saved student use the average. null: the raw weights.
+    ema: float | None = Field(default=None, gt=0.0, lt=1.0)
     # AdamW weight decay of the dense weights.
     weight_decay: float = Field(default=0.0, ge=0.0)
     # Stop when validation agreement with the teacher has not improved for this many epochs.

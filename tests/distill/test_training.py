@@ -60,10 +60,11 @@ def test_hidden_gold_of_unlabeled_rows_is_never_a_target(frames):
     assert not set(data.test_texts) & (set(data.train_texts) | set(data.val_texts))
 
 
-def test_resume_after_stop_matches_uninterrupted(frames, tmp_path):
+@pytest.mark.parametrize("schedule", [{}, {"schedule": "cosine", "ema": 0.9}], ids=["constant", "cosine-ema"])
+def test_resume_after_stop_matches_uninterrupted(frames, tmp_path, schedule):
     import torch
 
-    cfg = _cfg(epochs=3, patience=5)
+    cfg = _cfg(epochs=3, patience=5, **schedule)
     full = train_from_frames(*frames, cfg, seed=3, out_dir=tmp_path / "full")
     part = train_from_frames(*frames, cfg, seed=3, out_dir=tmp_path / "resumed", stop_after_epoch=1)
     assert part.metrics["epochs_run"] == 1 and not part.metrics["finished"]
@@ -74,6 +75,30 @@ def test_resume_after_stop_matches_uninterrupted(frames, tmp_path):
     for key in a:  # same steps in the same order: equal up to float rounding (tolerance 1e-5)
         assert torch.allclose(a[key], b[key], atol=1e-5), key
     assert [h["val_agreement"] for h in full.history] == [h["val_agreement"] for h in resumed.history]
+
+
+def test_cosine_schedule_decays_from_lr_to_zero_and_the_average_lags_the_weights(frames, tmp_path):
+    import torch
+
+    from pipeline.distill.train import WeightAverage, learning_rate
+
+    cfg = _cfg(schedule="cosine", lr=0.1)
+    assert [round(learning_rate(cfg, s, 100), 6) for s in (0, 50, 100, 150)] == [0.1, 0.05, 0.0, 0.0]
+    assert learning_rate(_cfg(lr=0.1), 99, 100) == 0.1
+    model = torch.nn.Linear(2, 1)
+    average = WeightAverage(model, 0.5)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update(step=0)  # the ramp: decay (1 + 0) / (10 + 0) = 0.1, so 90 % of the new weights
+    assert torch.allclose(average.avg["weight"], start + 0.9)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update(step=1000)  # past the ramp: the decay asked for, halfway to the new weights
+    assert torch.allclose(average.avg["weight"], start + 1.45)
+    with average.swapped_in():
+        assert torch.allclose(model.weight, start + 1.45)
+    assert torch.allclose(model.weight, start + 2.0)  # training goes on from the raw weights
 
 
 def test_ddp_with_two_processes_writes_a_checkpoint(frames, tmp_path):
