@@ -101,9 +101,9 @@ class WeightAverage:
 
     ``avg = d * avg + (1 - d) * weights`` with ``d = min(decay, (1 + step) / (10 + step))``: the ramp keeps
     the random initial weights from dominating the average of a short run (a 60-row transfer set takes one
-    step per epoch; 30 steps at a flat 0.99 would leave 74 % of the average at the start). Validation, early stopping and the saved best state use
-    the average (``swapped_in``); training continues from the raw weights. One update costs a pass over
-    the weights, a few milliseconds for the default student's table."""
+    step per epoch; 30 steps at a flat 0.99 would leave 74 % of the average at the start). Validation,
+    early stopping and the saved best state use the average (``swapped_in``); training continues from the
+    raw weights. One update costs a pass over the weights, a few milliseconds for the default table."""
 
     def __init__(self, model, decay: float, state: dict | None = None):
         self.model, self.decay = model, decay
@@ -229,12 +229,13 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
                 val_pred = np.concatenate([predict_logits(model, featurizer, texts).argmax(axis=1)
                                            for texts, _, _ in chunks(val_rows)])
                 agreement = float((val_pred == val_teacher).mean())
-                if agreement > state["best_val"]:
+                improved = agreement > state["best_val"]
+                if improved:  # the weights validated: the average when there is one
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             epoch_loss = total / max(rows, 1)
             state["history"].append({"epoch": epoch + 1, "loss": epoch_loss, "val_agreement": agreement})
             state["epoch"] = epoch + 1
-            if agreement > state["best_val"]:
+            if improved:
                 state.update(best_val=agreement, best_epoch=epoch + 1, bad_epochs=0)
             else:
                 state["bad_epochs"] += 1
