@@ -146,3 +146,21 @@ def test_a_slice_without_gold_is_judged_on_agreement():
     verdict = _slice_verdict(_slice_ctx(48, 48, 59, gold=False))
     assert [(c.metric, c.threshold) for c in verdict.checks] == [("agreement_upper", 0.9)]  # agreement.min_agreement
     assert not verdict.passed
+
+
+@pytest.mark.parametrize("n", [15, 300, 5000])
+@pytest.mark.parametrize("teacher_accuracy", [0.6, 0.9, 0.99])
+def test_default_gold_tolerance_passes_a_student_keeping_99_percent(n, teacher_accuracy):
+    from pipeline.config.evaluate import GoldConfig
+
+    cfg = GoldConfig()
+    teacher_right = round(teacher_accuracy * n)
+    needs = teacher_right / n - cfg.teacher_tolerance
+    # the worst student that keeps 99 %: it loses 1 % of the teacher's right rows and wins none back
+    keeps = _pair(n, teacher_right, 0, int(0.01 * teacher_right))
+    assert keeps[0].sum() >= 0.99 * teacher_right
+    assert paired_accuracy_upper(*keeps, cfg.confidence) >= needs
+    # ... while one that keeps 97 % fails once the rows can show it
+    behind = _pair(n, teacher_right, 0, int(0.03 * teacher_right))
+    if n >= 5000:
+        assert paired_accuracy_upper(*behind, cfg.confidence) < needs
