@@ -22,6 +22,7 @@ MANIFEST = "bundle.json"
 # Texts per onnxruntime call in Bundle.logits: memory of one call grows with its texts (9,000 BANKING77
 # texts took 2 GB), while each row's logits do not depend on the others in its call.
 PREDICT_ROWS = 4096
+TRIM_ROWS = 16  # rows per graph call in run_trimmed: 16 measured fastest of 8, 16, 32 and the whole batch
 
 
 class BundleError(DistillError):
@@ -51,6 +52,29 @@ def in_domain_score(logits: np.ndarray) -> np.ndarray:
     z = logits.astype(np.float64)
     top = z.max(axis=1)
     return top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+
+
+def run_trimmed(session, ids: np.ndarray, rows: int = TRIM_ROWS) -> np.ndarray:
+    """Logits of the ``ids`` matrix, run in groups of ``rows`` rows of similar length, each cut after its
+    last non-padding column.
+
+    A batch is padded to its longest text, and the graph gathers and sums every column: on BANKING77
+    two thirds of a 64-text batch's ids are padding. Trailing padding adds nothing (its embedding row is
+    zero), so the logits are those of the padded batch up to float rounding, and the graph runs about
+    1.4x faster. Row order is kept."""
+    if len(ids) <= rows:
+        return session.run(None, {"ids": ids})[0]
+    real = ids != 0
+    width = np.where(real.any(axis=1), ids.shape[1] - np.argmax(real[:, ::-1], axis=1), 1)
+    order = np.argsort(width, kind="stable")
+    out = None
+    for start in range(0, len(ids), rows):
+        group = order[start:start + rows]
+        part = session.run(None, {"ids": np.ascontiguousarray(ids[group, :int(width[group].max())])})[0]
+        if out is None:
+            out = np.empty((len(ids), part.shape[1]), dtype=part.dtype)
+        out[group] = part
+    return out
 
 
 def runtime_files(manifest: dict[str, Any]) -> list[str]:
@@ -100,10 +124,10 @@ class Bundle:
         texts = list(texts)
         session = self.session(variant)
         if len(texts) <= PREDICT_ROWS:
-            return session.run(None, {"ids": self.featurizer(texts)})[0]
+            return run_trimmed(session, self.featurizer(texts))
         out = None
         for start in range(0, len(texts), PREDICT_ROWS):
-            part = session.run(None, {"ids": self.featurizer(texts[start:start + PREDICT_ROWS])})[0]
+            part = run_trimmed(session, self.featurizer(texts[start:start + PREDICT_ROWS]))
             if out is None:
                 out = np.empty((len(texts), part.shape[1]), dtype=part.dtype)
             out[start:start + len(part)] = part
