@@ -171,7 +171,14 @@ def _suites(columns: list[str], labels: list[str], cfg: "ValidateConfig"):
 
 
 def _example(row: dict[str, Any], width: int = 80) -> dict[str, Any]:
-    return {k: (v[:width] + "..." if isinstance(v, str) and len(v) > width else v) for k, v in row.items()}
+    """A failing row for the message: long texts cut, NumPy scalars as plain numbers (shares to 4 digits)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, str):
+            return v[:width] + "..." if len(v) > width else v
+        if isinstance(v, np.generic):
+            v = v.item()
+        return round(v, 4) if isinstance(v, float) else v
+    return {k: plain(v) for k, v in row.items()}
 
 
 def _readable(result, examples: int) -> dict[str, Any]:
@@ -270,7 +277,7 @@ def _validate(batches, cfg: "ValidateConfig", docs_dir: str | Path | None) -> Va
 
     runs = [("table", table_batches, main_suite, ["id"] if "id" in facts.columns else []),
             ("labeled_class_shares", lambda: iter([facts.class_shares()]) if share_suite else iter(()), share_suite,
-             ["label"])]
+             ["label", "rows"])]  # a failing class is named with its labeled rows
 
     gx_results, merged = {}, {}
     for asset_name, data, expectations, index_columns in runs:

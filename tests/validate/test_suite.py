@@ -90,12 +90,21 @@ def test_class_share_limits_scale_with_the_number_of_classes():
     """77 balanced classes hold 1.3 % each: the default limits accept them, as they accept 2 classes."""
     assert validate(_many_classes(77, 10), ValidateConfig()).success
     assert validate(_many_classes(2, 10), ValidateConfig()).success
-    # one class of 77 with 1 example against 20 for the others: 0.06 of an even share, under 0.1
-    outcome = validate(_many_classes(77, 20, rare=1), ValidateConfig(examples=3))
+    # one class of 77 with 1 example against 100 for the others: 0.01 of an even share, under 0.02
+    outcome = validate(_many_classes(77, 100, rare=1), ValidateConfig(examples=3))
     failed = {f["name"]: f for f in outcome.failures}
     assert set(failed) == {"class_share_of_even"}, failed
     example = failed["class_share_of_even"]["examples"][0]
-    assert example["label"] == "intent_0" and round(float(example["share_of_even"]), 3) == 0.051
+    assert example["label"] == "intent_0" and round(float(example["share_of_even"]), 3) == 0.01
+
+
+def test_a_rare_class_passes_and_a_stray_label_fails_with_two_classes():
+    """Imbalance is data, not an error: 3 rows of 100 (0.06 of an even share) pass; 1 of 200 (0.01) fails."""
+    assert validate(_many_classes(2, 97, rare=3), ValidateConfig()).success
+    outcome = validate(_many_classes(2, 199, rare=1), ValidateConfig(examples=3))
+    failed = {f["name"]: f for f in outcome.failures}
+    assert set(failed) == {"class_share_of_even", "class_share"}, failed
+    assert [e["label"] for e in failed["class_share_of_even"]["examples"]] == ["intent_0"]
 
 
 def test_over_long_text_is_caught():
