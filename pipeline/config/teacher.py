@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from pipeline.config.base import Section
@@ -26,6 +28,11 @@ class EmbeddingHeadConfig(Section):
     # Folder for embeddings kept on disk by (encoder, max_length, text), so the head fit, labeling and
     # re-runs embed a text once; outside DVC outputs, like label.cache_dir. null: no embedding cache.
     cache_dir: str | None = None
+    # Class weights of the head's logistic regression: "balanced" weighs each class by the inverse of its
+    # labeled rows, so a rare class is not given up for the majority (5 spam among 169 labeled e-mails:
+    # spam recall 0 -> 0.4, accuracy 0.970 -> 0.975; BANKING77 all labels 93.05 -> 93.21 %); the same fit
+    # as null when every class has as many rows. null: every row weighs 1.
+    class_weight: Literal["balanced"] | None = "balanced"
 
 
 class HFConfig(Section):

@@ -63,13 +63,13 @@ def fit_head(cfg: EmbeddingHeadConfig, texts: Sequence[str], labels: Sequence[st
     if folds >= 2:
         cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
         for c in C_GRID:
-            clf = LogisticRegression(C=c, max_iter=2000)
+            clf = LogisticRegression(C=c, max_iter=2000, class_weight=cfg.class_weight)
             scores[str(c)] = float(cross_val_score(clf, x, y, cv=cv).mean())
         best_c = float(max(C_GRID, key=lambda c: (scores[str(c)], -c)))
     else:
         best_c = 1.0
         log.warning("a class has fewer than 2 labeled rows: no cross-validation, C=%.1f", best_c)
-    clf = LogisticRegression(C=best_c, max_iter=2000).fit(x, y)
+    clf = LogisticRegression(C=best_c, max_iter=2000, class_weight=cfg.class_weight).fit(x, y)
     coef, intercept = clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
     if len(names) == 2:  # sklearn keeps one row for binary problems: softmax([0, z]) == sigmoid(z)
         coef = np.vstack([np.zeros_like(coef), coef])
@@ -86,6 +86,7 @@ def fit_head(cfg: EmbeddingHeadConfig, texts: Sequence[str], labels: Sequence[st
         "encoder_digest": encoder.digest,
         "head_digest": head_digest,
         "C": best_c,
+        "class_weight": cfg.class_weight,
         "cv_folds": folds,
         "cv_accuracy": scores,
         "train_rows": len(texts),

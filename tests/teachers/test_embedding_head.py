@@ -103,3 +103,22 @@ def test_head_fit_and_labeling_share_the_embedding_cache(tmp_path, monkeypatch):
     labeled = _frame().query("split == 'labeled'")["text"].tolist()
     monkeypatch.setattr(teacher.encoder, "_embed", lambda batch: pytest.fail(f"re-embedded {batch[:2]}"))
     assert teacher.predict_proba(labeled).shape == (40, 2)
+
+
+def test_balanced_class_weights_keep_a_rare_class(tmp_path):
+    """30 money rows and 2 weather rows: the default head still answers weather on unseen weather texts,
+    where the unweighted fit gives the rare class up for the majority."""
+    rows = [(f"m{i}", m + tag, "money", "labeled") for i, (m, tag) in
+            enumerate((m, tag) for tag in ["", " please", " now"] for m in MONEY)]
+    rows += [(f"w{i}", w, "weather", "labeled") for i, w in enumerate(WEATHER[:2])]
+    frame = pd.DataFrame(rows, columns=["id", "text", "label", "split"])
+    unseen = WEATHER[2:] + [w + " please" for w in WEATHER[2:]]
+    found = {}
+    for weight in ("balanced", None):
+        cfg = TeacherConfig(embedding_head=EmbeddingHeadConfig(max_length=32, batch_size=16, class_weight=weight))
+        record = prepare_teacher(cfg, frame, tmp_path / str(weight), seed=0)
+        assert record["class_weight"] == weight
+        teacher = load_teacher(cfg, tmp_path / str(weight))
+        found[weight] = (np.array(teacher.labels)[teacher.predict_proba(unseen).argmax(1)] == "weather").mean()
+    assert EmbeddingHeadConfig().class_weight == "balanced"
+    assert found["balanced"] >= 0.8 and found[None] < found["balanced"], found
