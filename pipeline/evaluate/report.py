@@ -140,6 +140,16 @@ def gate_markdown(verdict: Verdict, metrics: Metrics, details: dict[str, Any], i
                   "| model | class | agreement | rows |", "|---|---|---|---|"]
         lines += [f"| {model} | {w['class']} | {w['agreement']:.4g} | {w['rows']} |"
                   for model, rows in worst.items() for w in rows]
+    misses = details.get("classes_teacher_misses") or {}
+    if misses:
+        models = [m for m in next(iter(misses.values())) if m != "rows"]
+        lines += ["", "## Classes the teacher itself misses", "",
+                  "The teacher finds fewer than half of these classes' gold test rows. Checks against the teacher "
+                  "cannot tell a student that misses them too: label more of them, or set an absolute floor "
+                  "(gold.min_class_recall).", "",
+                  "| class | rows | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+        lines += [f"| {c} | {v['rows']} | " + " | ".join(f"{v[m]:.4g}" for m in models) + " |"
+                  for c, v in misses.items()]
     if details.get("classes_too_small"):
         lines += ["", "Classes too small to judge per class (test rows): " +
                   ", ".join(f"{k} ({v})" for k, v in details["classes_too_small"].items())]

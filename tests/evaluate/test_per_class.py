@@ -56,3 +56,23 @@ def test_the_per_class_floor_gates_when_asked():
     verdict = decide(result.metrics, result.rules, ["student_int8"])
     failing = [c for c in verdict.failing if c.metric == "min_class_agreement"]
     assert len(failing) == 1 and failing[0].threshold == pytest.approx(0.5)
+
+
+def test_a_class_the_teacher_itself_misses_is_named_with_both_recalls():
+    from pipeline.evaluate.gate import decide
+    from pipeline.evaluate.report import gate_markdown
+
+    texts = [f"ham {i}" for i in range(20)] + [f"spam {i}" for i in range(6)]
+    targets = np.array([0] * 20 + [1] * 6)
+    everything_ham = Lookup({t: 0 for t in texts})  # a teacher fitted on too few spam rows, and its copy
+    cfg = parse_params({"ingest": {}, "evaluate": {}}).evaluate
+    data = EvalData(labels=LABELS, test_texts=texts, test_targets=targets)
+    ctx = EvalContext(data=data, models={"teacher": everything_ham, "student_int8": everything_ham}, cfg=cfg)
+    result = gold(ctx)
+    # judged against the teacher alone, the copy passes: that is why the class is named
+    assert decide(result.metrics, result.rules, ["student_int8"]).passed
+    assert result.details["classes_teacher_misses"] == {"spam": {"rows": 6, "teacher": 0.0, "student_int8": 0.0}}
+    report = gate_markdown(decide(result.metrics, result.rules, ["student_int8"]), result.metrics, result.details, {})
+    assert "## Classes the teacher itself misses" in report and "| spam | 6 | 0 | 0 |" in report
+    # a teacher that finds the class is not named
+    assert "classes_teacher_misses" not in gold(context()).details

@@ -50,6 +50,7 @@ def gold(ctx: EvalContext) -> SuiteResult:
         log.warning("gold: %d class(es) with fewer than %d test rows are not judged per class: %s", len(untested),
                     cfg.min_class_rows, ", ".join(f"{c} ({n})" for c, n in list(untested.items())[:10]))
     if TEACHER in ctx.models:
+        _classes_the_teacher_misses(ctx, recalls, counts, judged, result)
         _class_recall_vs_teacher(ctx, targets, right, recalls, counts, judged, result)
         _per_class_vs_teacher(ctx, texts, result)
         if cfg.teacher_tolerance is not None:
@@ -65,6 +66,27 @@ def gold(ctx: EvalContext) -> SuiteResult:
     if cfg.class_agreement_tolerance is not None:
         result.rules.append(Rule("gold", "min_class_agreement", ">=", 1.0 - cfg.class_agreement_tolerance))
     return result
+
+
+TEACHER_MISSES = 0.5  # a teacher recall under this: the class is named, judged against the teacher or not
+
+
+def _classes_the_teacher_misses(ctx: EvalContext, recalls: dict[str, np.ndarray], counts: np.ndarray,
+                                judged: np.ndarray, result: SuiteResult) -> None:
+    """Judged classes where the teacher itself finds fewer than half of the gold rows. Checks against the
+    teacher pass a student that misses them as well (a teacher fitted on a few rare-class examples can
+    answer the common class for all of them), so they are named in the report and the log with both recalls."""
+    d = ctx.data
+    teacher = recalls[TEACHER]
+    missed = [c for c in range(len(d.labels)) if judged[c] and teacher[c] < TEACHER_MISSES]
+    if not missed:
+        return
+    result.details["classes_teacher_misses"] = {
+        d.labels[c]: {"rows": int(counts[c]), **{name: round(float(r[c]), 4) for name, r in recalls.items()}}
+        for c in missed}
+    log.warning("gold: the teacher finds fewer than %d %% of the test rows of %d class(es), so checks against "
+                "it say little there: %s", round(TEACHER_MISSES * 100), len(missed),
+                ", ".join(f"{d.labels[c]} (teacher recall {teacher[c]:.2f} on {counts[c]} rows)" for c in missed[:10]))
 
 
 def _class_recall_vs_teacher(ctx: EvalContext, targets: np.ndarray, right: dict[str, np.ndarray],
