@@ -23,6 +23,20 @@ def test_shipped_example_suite_parses():
     assert {c.expect for c in suite.cases} >= {"spam", "ham", "same_as_teacher"}
 
 
+def test_banking77_example_suite_names_only_banking77_intents():
+    """The BANKING77 examples' params point the user suite here; every label must be one of the 77."""
+    import json
+
+    from pipeline.config import load_params
+    from tests.conftest import require_banking77
+
+    intents = json.loads((require_banking77() / "categories.json").read_text())
+    for params in ("params.yaml", "params-few-labels.yaml"):
+        paths = load_params(ROOT / "examples" / "banking77" / params).evaluate.user.paths
+        suites = load_suites(paths, ROOT, sorted(intents))
+        assert [s.name for s in suites] == ["banking_cases"] and len(suites[0].cases) == 13
+
+
 def test_yaml_cases_carry_their_line_numbers(tmp_path):
     path = write(tmp_path, "s.yaml", "name: s\ncases:\n  - text: buy now\n    expect: spam\n\n  - text: hi\n    expect_not: spam\n")
     suite = load_suite(path, LABELS)
