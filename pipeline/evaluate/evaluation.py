@@ -52,6 +52,18 @@ def champion_bundle_dir(params, cfg) -> tuple[Path | None, str | None]:
     return path, f"registry {cfg.champion.alias} = {state.version.id}"
 
 
+def _some(labels: list[str], shown: int = 5) -> str:
+    return ", ".join(labels[:shown]) + (f", ... ({len(labels)} labels)" if len(labels) > shown else "")
+
+
+def not_comparable(champ_text: str | None, champion: list[str], teacher: list[str]) -> str:
+    """Why a champion with other labels than this release's teacher is not compared (report and log)."""
+    return (f"{champ_text} not compared: it answers other labels ({_some(champion)}) than this release's "
+            f"teacher ({_some(teacher)}), so this student is judged as a first release. A new label set is a "
+            "new model: give it its own registry (registry.url) before promoting it, or set "
+            "evaluate.champion.bundle to a bundle with these labels")
+
+
 def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data_path: str | Path,
                    labels_path: str | Path, suites_root: str | Path = "."):
     """Load everything, run the suites, decide. Returns (Evaluation, info for the report)."""
@@ -75,7 +87,12 @@ def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data
     if champ_dir is not None:
         from pipeline.bundle import load_bundle
 
-        models["champion"] = BundleVariant(load_bundle(champ_dir), "int8")
+        champion = BundleVariant(load_bundle(champ_dir), "int8")
+        if list(champion.labels) == list(teacher.labels):
+            models["champion"] = champion
+        else:  # a new label set (new data in a project with a registry): a first release, not a challenger
+            champ_text = not_comparable(champ_text, list(champion.labels), list(teacher.labels))
+            log.warning("champion not compared: %s", champ_text)
     ctx = EvalContext(data=data, models=models, cfg=cfg, root=Path(suites_root), bundle_files=files)
     result = evaluate_models(ctx)
     info = {"gate_models": list(cfg.gate_models), "champion": champ_text, "labels": label_names,

@@ -116,6 +116,23 @@ def test_csv_with_the_default_embedding_head_teacher(repo_copy: Path):
     second = dvc(repo_copy, "repro")
     assert "Running stage" not in second and "didn't change" in second, second
 
+    # New data in a project whose registry already serves a model for other labels: that champion is not
+    # compared (its answers mean nothing here), the student is judged as a first release, the report says why.
+    other = repo_copy / "other-bundle"
+    shutil.copytree(repo_copy / "models" / "bundle", other)
+    manifest = json.loads((other / "bundle.json").read_text())
+    manifest["labels"] = ["ham", "spam", "phish"]
+    (other / "bundle.json").write_text(json.dumps(manifest))
+    params = yaml.safe_load((repo_copy / "params.yaml").read_text())
+    params["evaluate"]["champion"]["bundle"] = str(other)
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc(repo_copy, "repro", "evaluate")
+    gate = read_json(repo_copy, "reports/gate.json")
+    assert gate["passed"] and not any(c.get("kind") == "champion" for c in gate["checks"]), gate["checks"]
+    report = (repo_copy / "reports" / "gate.md").read_text()
+    assert f"bundle {other} not compared: it answers other labels (ham, spam, phish) than this release's " \
+           "teacher (account, billing, technical)" in report, report[:2000]
+
 
 KEYWORDS = {  # the scripted "LLM": the code of the first keyword in the ticket (A billing, B technical, C account)
     "invoice": "A", "charge": "A", "refund": "A", "billed": "A", "price": "A", "payment": "A", "receipt": "A",
