@@ -92,7 +92,7 @@ def evaluate_stage(params, bundle_dir: str | Path, teacher_dir: str | Path, data
             models["champion"] = champion
         else:  # a new label set (new data in a project with a registry): a first release, not a challenger
             champ_text = not_comparable(champ_text, list(champion.labels), list(teacher.labels))
-            log.warning("champion not compared: %s", champ_text)
+            log.warning("champion: %s", champ_text)
     ctx = EvalContext(data=data, models=models, cfg=cfg, root=Path(suites_root), bundle_files=files)
     result = evaluate_models(ctx)
     info = {"gate_models": list(cfg.gate_models), "champion": champ_text, "labels": label_names,
