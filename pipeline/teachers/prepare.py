@@ -46,3 +46,29 @@ def prepare_teacher(cfg: TeacherConfig, frame, model_dir: str | Path, seed: int)
     write_json(model_dir / "teacher.json", record)
     log.info("teacher %s ready: %d labels, fingerprint %s", cfg.kind, len(teacher.labels), teacher.fingerprint)
     return record
+
+
+def check_gold_labels(labeled, labels: list[str]) -> None:
+    """The labeled rows' gold labels are the teacher's labels (distill and evaluate stop on any other)."""
+    known = set(labels)
+    gold = labeled["label"].dropna().astype(str)
+    unknown = gold[~gold.isin(known)].value_counts()
+    if len(unknown):
+        shown = ", ".join(f"{name!r} ({rows} rows)" for name, rows in unknown.head(10).items())
+        raise DataError(f"gold labels of the labeled rows are not among the teacher's labels "
+                        f"({', '.join(labels)}): {shown}. Checked before labeling: rename them in the data, or "
+                        "fix the teacher's label names (teacher.llm.labels, or id2label in an hf model's config.json)")
+
+
+def check_user_suites(params, labels: list[str], root: str) -> None:
+    """Every case of the user suites names one of ``labels`` (the evaluate stage's own check, run early)."""
+    from pipeline.evaluate.suitefile import SuiteFileError, load_suites
+
+    if "user" not in params.evaluate.suites:
+        return
+    try:
+        load_suites(params.evaluate.user.paths, root, labels=labels)
+    except SuiteFileError as exc:
+        raise DataError(f"{exc}. Checked before labeling: evaluate.user.paths "
+                        f"({', '.join(params.evaluate.user.paths) or 'none'}) must name suite files written for "
+                        "the teacher's labels (docs/evaluation.md shows the format), or be [] for none") from None
