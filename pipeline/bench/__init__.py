@@ -199,6 +199,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
     from pipeline.distill import train_transfer_set
     from pipeline.distill.data import build_transfer_set
     from pipeline.distill.checkpoint import load_student
+    from pipeline.distill.hints import teacher_embedder, with_hints
     from pipeline.export import evaluation_texts, export_bundle
     from pipeline.ingest import ingest
     from pipeline.io import write_json
@@ -224,7 +225,9 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
     gold_data = build_transfer_set(table, gold_only_frame(table, labels_frame, names), names, cfg.validation_share,
                                    cfg.use_gold)
     with _timed(stages, "distill"):
-        distilled = train_transfer_set(data, cfg, params.seed, workdir / "student")
+        embed = teacher_embedder(teacher) if cfg.hint_weight > 0 else None  # the distill stage's hint loss
+        distilled = train_transfer_set(with_hints(data, embed) if embed else data, cfg, params.seed,
+                                       workdir / "student")
     with _timed(stages, "distill_gold_only"):
         gold_cfg = cfg.model_copy(update={"losses": {"ce": LossTerm(weight=1.0)}})
         gold = train_transfer_set(gold_data, gold_cfg, params.seed, workdir / "student-gold")

@@ -25,6 +25,7 @@ def labeling_curve(params, workdir: str | Path, shares=SHARES) -> dict[str, Any]
     from pipeline.bench import fit_or_reuse_teacher
     from pipeline.distill import train_transfer_set
     from pipeline.distill.data import build_transfer_set
+    from pipeline.distill.hints import teacher_embedder, with_hints
     from pipeline.ingest import ingest
     from pipeline.io import write_json
     from pipeline.keys import text_key
@@ -38,6 +39,7 @@ def labeling_curve(params, workdir: str | Path, shares=SHARES) -> dict[str, Any]
     table = ingest(params.ingest, params.seed).table
     fit_or_reuse_teacher(params, table, workdir / "teacher")
     teacher = load_teacher(params.teacher, workdir / "teacher")
+    embed = teacher_embedder(teacher) if params.distill.hint_weight > 0 else None
     rows = table[["id", "text", "split"]].assign(origin_id=None)
     always, _ = partition(rows, params.distill.validation_share)
     keys = [text_key(t) for t in rows["text"]]
@@ -56,6 +58,8 @@ def labeling_curve(params, workdir: str | Path, shares=SHARES) -> dict[str, Any]
             frame, names, metrics = label_table(table, run, workdir / "teacher", teacher=teacher,
                                                 state_path=workdir / f"rounds-{strategy}-{share:g}.json")
             data = build_transfer_set(table, frame, names, params.distill.validation_share, params.distill.use_gold)
+            if embed is not None:  # the labeled texts only: the teacher embedded them when it labeled them
+                data = with_hints(data, embed)
             result = train_transfer_set(data, params.distill, params.seed, workdir / f"student-{strategy}-{share:g}")
             held = {k for k, a in zip(keys, always) if not a} & {text_key(t) for t in frame["text"]}
             point = {"strategy": "random" if strategy == "all" else "active", "budget_share": share,

@@ -106,6 +106,10 @@ class DistillConfig(Section):
     validation_share: float = Field(default=0.1, gt=0.0, lt=0.5)
     # Training processes (torch DDP over gloo when > 1).
     processes: int = Field(default=1, ge=1, le=64)
+    # Hint loss: the student's features also learn the teacher encoder's sentence embedding of each
+    # training text (1 - cosine, this weight; pipeline/distill/hints.py). Only teachers with a sentence
+    # encoder (embedding-head) have one; others train without it. 0 = off.
+    hint_weight: float = Field(default=0.0, ge=0.0)
     # Use gold labels of the `labeled` split in the `ce` term (teacher argmax elsewhere).
     use_gold: bool = True
     # Training rows held in memory at once. A transfer set this size or smaller is shuffled whole each

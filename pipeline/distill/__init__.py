@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.distill.data import StoredTransferSet, TransferSet, build_transfer_set
+from pipeline.distill.hints import Embedder, with_hints
 from pipeline.distill.rows import chunks
 
 __all__ = ["DistillResult", "train_from_files", "train_from_frames", "train_transfer_set", "write_outputs"]
@@ -70,6 +71,9 @@ def train_transfer_set(data: TransferSet | StoredTransferSet, cfg, seed: int, ou
         "test_rows": test_rows.n,
         "parameters": int(sum(p.numel() for p in loaded.model.parameters())),
     }
+    if "hint_cosine" in best:  # the training-time cosine of the features' map with the teacher's embeddings
+        metrics["hint"] = {"weight": cfg.hint_weight, "dim": (train_rows.k or 0) - len(data.labels),
+                           "cosine": best["hint_cosine"]}
     confusion: list[tuple[str, str]] = []
     if test_rows.n:
         featurizer, parts = Featurizer(spec), []
@@ -90,14 +94,17 @@ def train_transfer_set(data: TransferSet | StoredTransferSet, cfg, seed: int, ou
 
 
 def train_from_frames(ingested, labels_frame, label_names: list[str], cfg, seed: int, out_dir: str | Path,
-                      stop_after_epoch: int | None = None) -> DistillResult:
-    """Pure entry point: ingested + labels tables (contracts.md) -> trained checkpoint and metrics."""
+                      stop_after_epoch: int | None = None, hints: Embedder | None = None) -> DistillResult:
+    """Pure entry point: ingested + labels tables (contracts.md) -> trained checkpoint and metrics.
+    ``hints``: the teacher's sentence encoder, for the hint loss (used when ``cfg.hint_weight`` > 0)."""
     data = build_transfer_set(ingested, labels_frame, label_names, cfg.validation_share, cfg.use_gold)
+    if hints is not None and cfg.hint_weight > 0:
+        data = with_hints(data, hints)
     return train_transfer_set(data, cfg, seed, out_dir, stop_after_epoch)
 
 
 def train_from_files(ingested_path: str | Path, labels_path: str | Path, cfg, seed: int, out_dir: str | Path,
-                     stop_after_epoch: int | None = None) -> DistillResult:
+                     stop_after_epoch: int | None = None, hints: Embedder | None = None) -> DistillResult:
     """The distill stage's entry: the two Parquet files are streamed into row stores in a scratch folder
     (``TMPDIR``), so memory holds a window of rows, not the tables; same rows and result as
     :func:`train_from_frames` on the same files."""
@@ -107,6 +114,8 @@ def train_from_files(ingested_path: str | Path, labels_path: str | Path, cfg, se
 
     with tempfile.TemporaryDirectory(prefix="distill-rows-") as scratch:
         data = stream_transfer_set(ingested_path, labels_path, cfg.validation_share, cfg.use_gold, scratch)
+        if hints is not None and cfg.hint_weight > 0:
+            data = with_hints(data, hints, Path(scratch) / "train-hints")
         return train_transfer_set(data, cfg, seed, out_dir, stop_after_epoch)
 
 

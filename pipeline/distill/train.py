@@ -157,6 +157,7 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
     import torch
     import torch.distributed as dist
 
+    from pipeline.distill.hints import hint_loss, hinted
     from pipeline.losses import build_objective
     from pipeline.students import build_student
     from pipeline.stages import setup_logging
@@ -170,9 +171,16 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
         cfg, data = job.cfg, job.data
         featurizer = Featurizer(job.spec)
         torch.manual_seed(job.seed)
-        model = build_student(cfg.student.name, featurizer.num_features, len(data.labels), job.spec,
-                              **cfg.student.kwargs)
-        optimizers = make_optimizers(model, cfg)
+        k = len(data.labels)
+        model = build_student(cfg.student.name, featurizer.num_features, k, job.spec, **cfg.student.kwargs)
+        train_rows, val_rows = data.train_rows(), data.val_rows()
+        hint_width = (train_rows.k or k) - k  # train rows carry the teacher's embedding after the probabilities
+        use_hint = cfg.hint_weight > 0 and hint_width > 0 and hasattr(model, "features")
+        if hint_width > 0 and not use_hint and rank == 0:
+            log.warning("student %s has no features() to learn the teacher's embeddings from: hint loss off",
+                        cfg.student.name)
+        trainee = hinted(model, hint_width) if use_hint else model  # what trains; `model` is what is saved
+        optimizers = make_optimizers(trainee, cfg)
         state = {"epoch": 0, "best_epoch": 0, "best_val": -1.0, "bad_epochs": 0, "history": [], "done": False,
                  "step": 0}
         average_state = None
@@ -181,6 +189,8 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
         if ckpt is not None:
             tr = ckpt["training"]
             model.load_state_dict(tr["last_state"])
+            if use_hint and tr.get("hint_state") is not None:
+                trainee.projection.load_state_dict(tr["hint_state"])
             for opt, saved in zip(optimizers, tr["optimizer"], strict=True):
                 opt.load_state_dict(saved)
             best_state = ckpt["state_dict"]
@@ -189,9 +199,8 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
             if rank == 0:
                 log.info("resuming after epoch %d (best %.4f at epoch %d)", state["epoch"], state["best_val"],
                          state["best_epoch"])
-        net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        net = torch.nn.parallel.DistributedDataParallel(trainee) if world > 1 else trainee
         objective = build_objective(cfg.losses)
-        train_rows, val_rows = data.train_rows(), data.val_rows()
         average = None if cfg.ema is None else WeightAverage(model, cfg.ema, average_state)
         total_steps = math.ceil(train_rows.n / cfg.batch_size) * cfg.epochs
         val_teacher = np.concatenate([p.argmax(axis=1) for _, p, _ in chunks(val_rows)])
@@ -200,13 +209,20 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
             if state["done"]:
                 break
             model.train()
-            total, rows = 0.0, 0
+            total, hint_total, rows = 0.0, 0.0, 0
             for texts, probs, targets in epoch_batches(train_rows, cfg.batch_size, world, rank, job.seed, epoch,
                                                        cfg.window_rows):
                 if not cfg.use_gold:
                     targets = np.full_like(targets, -1)
                 ids = torch.from_numpy(featurizer(texts))
-                loss = objective(net(ids), torch.from_numpy(probs), torch.from_numpy(targets))
+                teacher = torch.from_numpy(probs)
+                if use_hint:
+                    logits, projected = net(ids)
+                    hint = hint_loss(projected, teacher[:, k:])
+                    loss = objective(logits, teacher[:, :k], torch.from_numpy(targets)) + cfg.hint_weight * hint
+                    hint_total += float(hint.detach()) * len(texts)
+                else:
+                    loss = objective(net(ids), teacher[:, :k], torch.from_numpy(targets))
                 for opt in optimizers:
                     opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -221,9 +237,9 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
                 total += float(loss.detach()) * len(texts)
                 rows += len(texts)
             if world > 1:
-                sums = torch.tensor([total, float(rows)], dtype=torch.float64)
+                sums = torch.tensor([total, hint_total, float(rows)], dtype=torch.float64)
                 dist.all_reduce(sums)
-                total, rows = float(sums[0]), float(sums[1])
+                total, hint_total, rows = float(sums[0]), float(sums[1]), float(sums[2])
             model.eval()
             with average.swapped_in() if average is not None else nullcontext():
                 val_pred = np.concatenate([predict_logits(model, featurizer, texts).argmax(axis=1)
@@ -233,7 +249,8 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
                 if improved:  # the weights validated: the average when there is one
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             epoch_loss = total / max(rows, 1)
-            state["history"].append({"epoch": epoch + 1, "loss": epoch_loss, "val_agreement": agreement})
+            state["history"].append({"epoch": epoch + 1, "loss": epoch_loss, "val_agreement": agreement,
+                                     **({"hint_cosine": 1.0 - hint_total / max(rows, 1)} if use_hint else {})})
             state["epoch"] = epoch + 1
             if improved:
                 state.update(best_val=agreement, best_epoch=epoch + 1, bad_epochs=0)
@@ -252,7 +269,8 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
                     "state_dict": best_state,
                     "training": {"fingerprint": job.fingerprint, **state,
                                  "last_state": model.state_dict(), "optimizer": [o.state_dict() for o in optimizers],
-                                 "average_state": None if average is None else average.avg},
+                                 "average_state": None if average is None else average.avg,
+                                 "hint_state": trainee.projection.state_dict() if use_hint else None},
                 })
             if world > 1:
                 dist.barrier()

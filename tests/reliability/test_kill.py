@@ -48,7 +48,8 @@ def _params(work: Path) -> Path:
 
 def _stage(work: Path, data: Path, stage: str) -> subprocess.Popen:
     args = {"distill": ["--data", str(data / "ingested.parquet"), "--labels", str(data / "labels.parquet"),
-                        "--out", "models/student", "--metrics", "metrics/distill.json", "--plots", "plots/distill"],
+                        "--teacher-dir", "models/teacher", "--out", "models/student", "--metrics", "metrics/distill.json",
+                        "--plots", "plots/distill"],
             "export": ["--checkpoint", "models/student/checkpoint.pt", "--data", str(data / "ingested.parquet"),
                        "--labels", str(data / "labels.parquet"), "--out", "models/bundle",
                        "--metrics", "metrics/export.json"]}[stage]

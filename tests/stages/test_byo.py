@@ -111,6 +111,8 @@ def test_csv_with_the_default_embedding_head_teacher(repo_copy: Path):
         assert f"Running stage '{stage}'" in out, stage
     teacher = read_json(repo_copy, "models/teacher/teacher.json")
     assert teacher["kind"] == "embedding-head" and teacher["train_rows"] == 15
+    hint = read_json(repo_copy, "metrics/distill.json")["hint"]  # the student also learned the encoder's embeddings
+    assert hint["weight"] == 1.0 and hint["dim"] == 384 and hint["cosine"] > 0.3, hint
     # The head is fitted on 15 labeled tickets; the student learns from its labels of the other 45.
     check_run(repo_copy, ["account", "billing", "technical"], min_test_accuracy=0.8, gate_passes=True)
     second = dvc(repo_copy, "repro")
@@ -150,6 +152,7 @@ def test_csv_with_an_llm_teacher_behind_an_openai_compatible_endpoint(repo_copy:
         monkeypatch.setenv(llm["api_key_env"], "sk-test-byo")
 
         dvc(repo_copy, "repro", "export")
+        assert "hint" not in read_json(repo_copy, "metrics/distill.json")  # an LLM has no sentence embeddings
         label = read_json(repo_copy, "metrics/label.json")
         usage = label["usage"]
         label_requests = len(server.requests)
