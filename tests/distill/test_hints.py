@@ -112,3 +112,13 @@ def test_only_a_teacher_with_a_sentence_encoder_gives_hints():
 
     assert teacher_embedder(ProbabilitiesOnly()) is None
     assert teacher_embedder(WithEncoder())(["a", "b"]).dtype == np.float32
+
+
+def test_two_ddp_ranks_train_the_hint_from_their_own_windows(files, tmp_path):  # noqa: F811
+    root, *_, names = files
+    result = train_from_files(root / "ingested.parquet", root / "labels.parquet",
+                              _cfg(hint_weight=1.0, epochs=2, processes=2, window_rows=1024), seed=1,
+                              out_dir=tmp_path, hints=embedder)
+    assert result.metrics["epochs_run"] == 2 and result.metrics["hint"]["dim"] == DIM
+    cosines = [h["hint_cosine"] for h in result.history]
+    assert cosines[1] > cosines[0], cosines  # the projection's gradients reach both ranks' updates
