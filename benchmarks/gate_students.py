@@ -67,8 +67,8 @@ def export_and_evaluate(project: Path, params: str, checkpoint: Path, out: Path,
 def short_student(project: Path, params: str, seed: int, out: Path) -> Path:
     run(project, ["pipeline.stages.distill", "--params", params, "--set", "distill.epochs=1",
                   "--set", "distill.featurizer.buckets=256", "--set", f"seed={seed}", "--data", "data/ingested.parquet",
-                  "--labels", "data/labels.parquet", "--teacher-dir", "models/teacher", "--out", str(out / "student"), "--metrics",
-                  str(out / "distill.json"), "--plots", str(out / "plots.json")])
+                  "--labels", "data/labels.parquet", "--teacher-dir", "models/teacher", "--out", str(out / "student"),
+                  "--metrics", str(out / "distill.json"), "--plots", str(out / "plots.json")])
     return out / "student" / "checkpoint.pt"
 
 

@@ -226,8 +226,7 @@ def run_bench(params, workdir: str | Path, threads: Sequence[int] = (1, 2), spee
                                    cfg.use_gold)
     with _timed(stages, "distill"):
         embed = teacher_embedder(teacher) if cfg.hint_weight > 0 else None  # the distill stage's hint loss
-        distilled = train_transfer_set(with_hints(data, embed) if embed else data, cfg, params.seed,
-                                       workdir / "student")
+        distilled = train_transfer_set(with_hints(data, embed), cfg, params.seed, workdir / "student")
     with _timed(stages, "distill_gold_only"):
         gold_cfg = cfg.model_copy(update={"losses": {"ce": LossTerm(weight=1.0)}})
         gold = train_transfer_set(gold_data, gold_cfg, params.seed, workdir / "student-gold")

@@ -58,8 +58,7 @@ def labeling_curve(params, workdir: str | Path, shares=SHARES) -> dict[str, Any]
             frame, names, metrics = label_table(table, run, workdir / "teacher", teacher=teacher,
                                                 state_path=workdir / f"rounds-{strategy}-{share:g}.json")
             data = build_transfer_set(table, frame, names, params.distill.validation_share, params.distill.use_gold)
-            if embed is not None:  # the labeled texts only: the teacher embedded them when it labeled them
-                data = with_hints(data, embed)
+            data = with_hints(data, embed)  # the labeled texts only: the teacher embedded them when labeling
             result = train_transfer_set(data, params.distill, params.seed, workdir / f"student-{strategy}-{share:g}")
             held = {k for k, a in zip(keys, always) if not a} & {text_key(t) for t in frame["text"]}
             point = {"strategy": "random" if strategy == "all" else "active", "budget_share": share,

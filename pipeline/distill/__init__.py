@@ -98,8 +98,7 @@ def train_from_frames(ingested, labels_frame, label_names: list[str], cfg, seed:
     """Pure entry point: ingested + labels tables (contracts.md) -> trained checkpoint and metrics.
     ``hints``: the teacher's sentence encoder, for the hint loss (used when ``cfg.hint_weight`` > 0)."""
     data = build_transfer_set(ingested, labels_frame, label_names, cfg.validation_share, cfg.use_gold)
-    if hints is not None and cfg.hint_weight > 0:
-        data = with_hints(data, hints)
+    data = with_hints(data, hints if cfg.hint_weight > 0 else None)
     return train_transfer_set(data, cfg, seed, out_dir, stop_after_epoch)
 
 
@@ -114,8 +113,7 @@ def train_from_files(ingested_path: str | Path, labels_path: str | Path, cfg, se
 
     with tempfile.TemporaryDirectory(prefix="distill-rows-") as scratch:
         data = stream_transfer_set(ingested_path, labels_path, cfg.validation_share, cfg.use_gold, scratch)
-        if hints is not None and cfg.hint_weight > 0:
-            data = with_hints(data, hints, Path(scratch) / "train-hints")
+        data = with_hints(data, hints if cfg.hint_weight > 0 else None, Path(scratch) / "train-hints")
         return train_transfer_set(data, cfg, seed, out_dir, stop_after_epoch)
 
 

@@ -59,51 +59,47 @@ def stage_embedder(teacher_cfg, teacher_dir: str | Path) -> Embedder | None:
     return teacher_embedder(load_teacher(teacher_cfg, teacher_dir))
 
 
-def with_hints(data: TransferSet | StoredTransferSet, embed: Embedder, folder: str | Path | None = None,
+def with_hints(data: TransferSet | StoredTransferSet, embed: Embedder | None, folder: str | Path | None = None,
                batch_rows: int = 8192) -> TransferSet | StoredTransferSet:
-    """``data`` with each train row's embedding after its probabilities (``[n, k + d]``).
+    """``data`` with each train row's embedding after its probabilities (``[n, k + d]``); ``data`` itself
+    when ``embed`` is None.
 
-    A :class:`TransferSet` is extended in memory; a :class:`StoredTransferSet` is copied into a new train
-    store under ``folder``, about ``batch_rows`` rows at a time (whole blocks), with progress in the log."""
-    if isinstance(data, TransferSet):
-        hints = _embed_all(embed, data.train_texts, batch_rows)
-        return dataclasses.replace(data, train_probs=np.concatenate([data.train_probs, hints], axis=1))
-    if folder is None:
+    The train rows are embedded about ``batch_rows`` at a time (whole blocks), with progress in the log. A
+    :class:`TransferSet` is extended in memory; a :class:`StoredTransferSet` is copied into a new train
+    store under ``folder``."""
+    if embed is None:
+        return data
+    stored = isinstance(data, StoredTransferSet)
+    if stored and folder is None:
         raise ValueError("a stored transfer set needs a folder for its hinted train rows")
-    writer, done = None, 0
-    for texts, probs, targets in chunks(data.train, max(1, batch_rows // BLOCK_ROWS) * BLOCK_ROWS):
-        hints = embed(texts)
-        if writer is None:
-            writer = RowWriter(Path(folder), probs.shape[1] + hints.shape[1])
-        writer.append(texts, np.concatenate([probs, hints], axis=1), targets)
+    rows = data.train_rows()
+    writer, parts, done = None, [], 0
+    for texts, probs, targets in chunks(rows, max(1, batch_rows // BLOCK_ROWS) * BLOCK_ROWS):
+        hinted_probs = np.concatenate([probs, embed(texts)], axis=1)
+        if not stored:
+            parts.append(hinted_probs)
+        else:
+            writer = writer or RowWriter(Path(folder), hinted_probs.shape[1])
+            writer.append(texts, hinted_probs, targets)
         done += len(texts)
-        log.info("hint embeddings: %d of %d train texts", done, data.train.n)
+        log.info("hint embeddings: %d of %d train texts", done, rows.n)
+    if not stored:
+        return dataclasses.replace(data, train_probs=np.concatenate(parts))
     train = writer.close()
     return dataclasses.replace(data, train=train, digest=_stored_digest(data.labels, train, data.val))
 
 
-def _embed_all(embed: Embedder, texts: list[str], batch_rows: int) -> np.ndarray:
-    parts = []
-    for start in range(0, len(texts), batch_rows):
-        parts.append(embed(texts[start:start + batch_rows]))
-        if len(texts) > batch_rows:
-            log.info("hint embeddings: %d of %d train texts", start + len(parts[-1]), len(texts))
-    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 0), np.float32)
-
-
 def hinted(model, width: int):
-    """A training module around ``model``: ``forward(ids) -> (logits, projected features)``; the
-    projection (``model``'s feature width -> ``width``) is its only parameter of its own."""
-    import torch
+    """A training module around ``model`` (a student with ``features``, ``classify`` and ``feature_width``):
+    ``forward(ids) -> (logits, projected features)``; the projection (``feature_width`` -> ``width``) is its
+    only parameter of its own."""
     from torch import nn
 
     class Hinted(nn.Module):
         def __init__(self):
             super().__init__()
             self.student = model
-            with torch.no_grad():
-                probe = model.features(torch.ones(1, 1, dtype=torch.long))
-            self.projection = nn.Linear(probe.shape[1], width)
+            self.projection = nn.Linear(model.feature_width, width)
 
         def forward(self, ids):
             features = self.student.features(ids)

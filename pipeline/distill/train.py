@@ -175,7 +175,7 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
         model = build_student(cfg.student.name, featurizer.num_features, k, job.spec, **cfg.student.kwargs)
         train_rows, val_rows = data.train_rows(), data.val_rows()
         hint_width = (train_rows.k or k) - k  # train rows carry the teacher's embedding after the probabilities
-        use_hint = cfg.hint_weight > 0 and hint_width > 0 and hasattr(model, "features")
+        use_hint = cfg.hint_weight > 0 and hint_width > 0 and hasattr(model, "feature_width")
         if hint_width > 0 and not use_hint and rank == 0:
             log.warning("student %s has no features() to learn the teacher's embeddings from: hint loss off",
                         cfg.student.name)

@@ -4,8 +4,9 @@ r"""Stage ``distill``: train the student on the teacher's soft labels.
         --teacher-dir models/teacher --out models/student --metrics metrics/distill.json --plots plots/distill
 
 The teacher is read only for the hint loss (``distill.hint_weight``): an ``embedding-head`` teacher's
-sentence embeddings of the training texts, from its embedding cache. Writes ``<out>/checkpoint.pt`` (self-describing, resumable after a kill), the metrics JSON and the DVC
-plots ``history.csv`` and ``confusion.csv``. The work is :func:`pipeline.distill.train_from_files`.
+sentence embeddings of the training texts, from its embedding cache. Writes ``<out>/checkpoint.pt``
+(self-describing, resumable after a kill), the metrics JSON and the DVC plots ``history.csv`` and
+``confusion.csv``. The work is :func:`pipeline.distill.train_from_files`.
 """
 
 from __future__ import annotations

@@ -70,6 +70,7 @@ def build(num_features: int, num_classes: int, featurizer=None, dim: Annotated[i
                 self.embedding.weight[0].zero_()
             self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)) if hidden \
                 else nn.Linear(dim, num_classes)
+            self.feature_width = hidden or dim  # what features() returns per text
 
         def features(self, ids):
             """The text's representation before the class layer: the hidden ReLU layer, else the pooled bag."""
