@@ -9,12 +9,7 @@ Answers are stored in insertion order (``answers``, keyed by rowid) with a compa
 (teacher id, the 32 bytes of the text's sha256). Text hashes are random, so every new answer lands on a random page of
 whatever B-tree is keyed by them; keeping that B-tree to the index (about 45 bytes an entry instead of
 the whole answer) makes it ten times smaller, so it stays in memory, and the answers themselves are
-appended. At 2M cached answers this halved the cost of a committed batch (docs/scaling.md). The
-write-ahead log is folded back into the file every ``_CHECKPOINT_PAGES`` pages (SQLite's default is
-1,000): a batch of random keys dirties about one index page per answer, so with the default every
-commit was followed by a checkpoint that copied its pages into the file; with a longer log a page
-that several batches touch is copied once. At 3M cached answers a commit cost half as much
-(docs/scaling.md), for up to about 400 MB of log on disk while a writer has the cache open. A cache
+appended. At 2M cached answers this halved the cost of a committed batch (docs/scaling.md). A cache
 written by an older version (one ``labels`` table keyed by the hex hash) is moved into this layout
 the first time it is opened.
 
@@ -38,7 +33,6 @@ import numpy as np
 DB_NAME = "labels.sqlite"
 _CHUNK = 500  # keys per SELECT ... IN (...) (SQLite's variable limit is far above this)
 _CACHE_KIB = 262_144  # SQLite's page cache per connection: holds the key index of a few million answers
-_CHECKPOINT_PAGES = 100_000  # write-ahead log pages between checkpoints (about 400 MB at 4 KB pages)
 
 
 def _key_bytes(key: str) -> bytes:
@@ -62,7 +56,6 @@ class LabelCache:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-        self._db.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
         self._db.execute("CREATE TABLE IF NOT EXISTS teachers (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE)")
         self._db.execute("CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY, teacher INTEGER NOT NULL, "
                          "key BLOB NOT NULL, probs BLOB NOT NULL)")

@@ -110,35 +110,3 @@ def test_a_cache_in_the_old_layout_is_moved_into_answers_with_nothing_lost(tmp_p
     with sqlite3.connect(tmp_path / DB_NAME) as db:
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "labels" not in tables and {"answers", "teachers", "spend"} <= tables
-
-
-
-def test_the_write_ahead_log_is_checkpointed_every_checkpoint_pages_and_nothing_is_lost(tmp_path, monkeypatch):
-    """The log is folded into the file once it holds ``_CHECKPOINT_PAGES`` pages, so it stops growing
-    there (plus one batch), where a log never checkpointed keeps every page written; every answer written
-    through the checkpoints is read back by a new connection."""
-    import pipeline.label.cache as cache_mod
-
-    rng = np.random.default_rng(0)
-    batches = [{text_key(f"text {b}-{i}"): rng.dirichlet(np.ones(77)).astype(np.float32) for i in range(400)}
-               for b in range(12)]
-
-    def largest_log(folder, pages: int) -> int:
-        monkeypatch.setattr(cache_mod, "_CHECKPOINT_PAGES", pages)
-        sizes = []
-        with LabelCache(folder) as cache:
-            assert cache._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == pages
-            for batch in batches:
-                cache.put_many("t", batch, {"calls": 1, "texts_sent": len(batch)})
-                sizes.append((folder / (cache_mod.DB_NAME + "-wal")).stat().st_size)
-        return max(sizes)
-
-    bounded = largest_log(tmp_path / "bounded", 16)
-    unbounded = largest_log(tmp_path / "unbounded", 1_000_000)
-    assert bounded * 3 < unbounded
-    with LabelCache(tmp_path / "bounded") as again:
-        for batch in batches:
-            got = again.get_many("t", batch)
-            assert set(got) == set(batch)
-            assert all(np.array_equal(got[k], v) for k, v in batch.items())
-        assert again.spend_totals("t")["texts_sent"] == 12 * 400
