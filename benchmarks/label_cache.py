@@ -5,11 +5,11 @@
 
 Writes ``--rows`` answers (random probability vectors under the SHA-256 keys of distinct texts) into a
 fresh cache in a scratch folder, the way the label stage does for texts it has not seen: each chunk
-of ``--chunk`` texts (``label.chunk_rows``) is sent in key order, with one ``get_many`` (all misses)
-and one ``put_many`` with the batch's spend per ``--batch`` answers. ``--chunk 0`` writes in random
-key order instead (a batch's keys spread over the whole index). Every
-half million answers it prints the microseconds per answer spent in each, the load average and the
-process's resident memory. ``--checkpoint-pages`` sets how many write-ahead log pages the cache's
+of ``--chunk`` texts (default ``label.chunk_rows``) is sent in key order, with one ``get_many`` (all
+misses) and one ``put_many`` with the batch's spend per ``--batch`` answers. ``--chunk 0`` writes in
+random key order instead (a batch's keys spread over the whole index). Every half million answers it
+prints the microseconds per answer spent in each, the load average and the process's peak resident
+memory (``ru_maxrss``, as benchmarks/pipeline_scale.py reports it). ``--checkpoint-pages`` sets how many write-ahead log pages the cache's
 connection lets build up before folding them into the file (SQLite's ``wal_autocheckpoint``, 1,000
 unless set), to compare settings in one session. Numbers, not assertions: compare runs made one after
 the other.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -28,15 +29,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.config.label import LabelConfig  # noqa: E402
 from pipeline.keys import text_key  # noqa: E402
 from pipeline.label import cache as cache_mod  # noqa: E402
 
 SEGMENT = 500_000
 
 
-def rss_gb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # ru_maxrss is in KiB on Linux
 
 
 def key_batches(rows: int, batch: int, chunk: int):
@@ -57,7 +58,7 @@ def run(folder: Path, rows: int, batch: int, chunk: int, classes: int, checkpoin
         if checkpoint_pages is not None:
             cache._db.execute(f"PRAGMA wal_autocheckpoint = {int(checkpoint_pages)}")
         pages = cache._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-        print(f"{'answers':>10}  {'lookup us':>9}  {'commit us':>9}  load  rss GB  (checkpoint every {pages:,} "
+        print(f"{'answers':>10}  {'lookup us':>9}  {'commit us':>9}  load  peak GB  (checkpoint every {pages:,} "
               "pages)", flush=True)
         for keys in key_batches(rows, batch, chunk):
             t0 = time.perf_counter()
@@ -69,7 +70,7 @@ def run(folder: Path, rows: int, batch: int, chunk: int, classes: int, checkpoin
             done, since = done + len(keys), since + len(keys)
             if since >= SEGMENT or done >= rows:
                 print(f"{done:>10,}  {lookup / since * 1e6:>9.1f}  {commit / since * 1e6:>9.1f}  "
-                      f"{os.getloadavg()[0]:>4.1f}  {rss_gb():>6.2f}", flush=True)
+                      f"{os.getloadavg()[0]:>4.1f}  {peak_rss_gb():>7.2f}", flush=True)
                 lookup = commit = 0.0
                 since = 0
 
@@ -78,7 +79,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=3_000_000)
     ap.add_argument("--batch", type=int, default=4096, help="answers per lookup and per committed batch")
-    ap.add_argument("--chunk", type=int, default=262_144, help="texts per key-ordered chunk; 0: random order")
+    ap.add_argument("--chunk", type=int, default=LabelConfig().chunk_rows, help="texts per key-ordered chunk; 0: random order")
     ap.add_argument("--classes", type=int, default=77, help="probabilities per answer")
     ap.add_argument("--checkpoint-pages", type=int, default=None)
     args = ap.parse_args()
