@@ -32,7 +32,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import predlog  # noqa: E402
-from pipeline.serve.logwriter import _COLUMNS, LogRecord, _pack, _values  # noqa: E402
+from pipeline.serve.logwriter import LogRecord, _pack, _values  # noqa: E402
 
 
 def main() -> None:
@@ -47,10 +47,10 @@ def main() -> None:
                              first_seq=32 * i)) for i in range(16)]  # 512 rows, one insert like the writer's
 
     def writer(engine, tbl) -> None:
-        predlog.insert_values(engine, tbl, _COLUMNS, [v for p in batch for v in _values(p, True, "run")])
+        predlog.insert_values(engine, tbl, predlog.WRITTEN_COLUMNS, [v for p in batch for v in _values(p, True, "run")])
 
     def rows() -> list[dict]:
-        return [dict(zip(_COLUMNS, v)) for p in batch for v in _values(p, True, "run")]
+        return [dict(zip(predlog.WRITTEN_COLUMNS, v)) for p in batch for v in _values(p, True, "run")]
 
     def insert_rows(engine, tbl) -> None:
         predlog.insert_rows(engine, tbl, rows())

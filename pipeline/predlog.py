@@ -39,6 +39,8 @@ COLUMNS = {
     "run_id": "id of the server run that acknowledged the prediction",
     "seq": "1, 2, 3, ... per server run, in the order predictions were acknowledged (a gap is a lost row)",
 }
+# What a writer fills for each prediction (every column but the row number), in COLUMNS order.
+WRITTEN_COLUMNS = tuple(name for name in COLUMNS if name != "id")
 # Columns added after the first release: connect() adds them to an older table (nullable).
 ADDED_COLUMNS = ("source", "student_label", "run_id", "seq")
 
@@ -203,13 +205,10 @@ def insert_values(engine, tbl, columns: Sequence[str], values: list[tuple]) -> i
         return 0
     if engine.dialect.name != "sqlite":
         return insert_rows(engine, tbl, [dict(zip(columns, v)) for v in values])
-    columns = list(columns)
-    compiled = tbl.insert().compile(dialect=engine.dialect, column_keys=columns)
-    order = [columns.index(name) for name in compiled.positiontup]
-    if order != list(range(len(columns))):
-        values = [tuple(v[i] for i in order) for v in values]
+    statement = (f"INSERT INTO {tbl.name} ({', '.join(tbl.c[name].name for name in columns)}) "
+                 f"VALUES ({', '.join('?' * len(columns))})")  # tbl.c[...]: an unknown column raises here
     with engine.begin() as conn:
-        conn.exec_driver_sql(compiled.string, values)
+        conn.exec_driver_sql(statement, values)
     return len(values)
 
 

@@ -294,13 +294,8 @@ def _pack(rec: LogRecord) -> tuple:
             probs.shape, rec.stable_labels, rec.latency_ms, rec.sources, rec.student_labels, rec.first_seq)
 
 
-# The columns each logged text fills, in the order of the tuples _values builds.
-_COLUMNS = ("request_id", "ts", "text_hash", "text", "model_version", "route", "label", "confidence", "probs",
-            "stable_label", "latency_ms", "source", "student_label", "run_id", "seq")
-
-
 def _values(packed: tuple, log_text: bool, run_id: str) -> list[tuple]:
-    """One tuple of :data:`_COLUMNS` values per text of a packed record."""
+    """One tuple per text of a packed record, in ``predlog.WRITTEN_COLUMNS`` order."""
     import orjson
 
     (request_id, ts, texts, version, route, labels, raw, dtype, shape, stable_labels, latency_ms, sources,
@@ -384,7 +379,7 @@ def _child_main() -> int:
             return 0
         rows = [row for packed in batch for row in _values(packed, config["log_text"], config["run_id"])]
         try:
-            predlog.insert_values(engine, table, _COLUMNS, rows)
+            predlog.insert_values(engine, table, predlog.WRITTEN_COLUMNS, rows)
             answer = (len(rows), None)
         except Exception as exc:  # the database is down or locked: the server counts these rows dropped
             answer = (0, f"{type(exc).__name__}: {exc}")

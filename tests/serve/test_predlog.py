@@ -46,14 +46,14 @@ def test_insert_values_writes_what_insert_rows_writes_in_any_column_order(tmp_pa
 def test_the_writer_logs_each_text_with_its_exact_float32_probabilities(tmp_path):
     import numpy as np
 
-    from pipeline.serve.logwriter import _COLUMNS, LogRecord, _pack, _values
+    from pipeline.serve.logwriter import LogRecord, _pack, _values
 
     engine, tbl = predlog.connect(f"sqlite:///{tmp_path}/p.db")
     probs = np.random.default_rng(0).dirichlet(np.ones(77), size=3).astype(np.float32)
     record = LogRecord(request_id="r9", ts=5.0, texts=["a", "b", "c"], version="v2", route="canary",
                        labels=["x", "y", "z"], probs=probs, stable_labels=["x", "x", "x"], latency_ms=2.5,
                        sources=["student", "teacher", "student"], student_labels=["x", "q", "z"], first_seq=7)
-    predlog.insert_values(engine, tbl, _COLUMNS, _values(_pack(record), log_text=False, run_id="run1"))
+    predlog.insert_values(engine, tbl, predlog.WRITTEN_COLUMNS, _values(_pack(record), log_text=False, run_id="run1"))
     got = predlog.read_window(engine, tbl)
     assert list(got["seq"]) == [7, 8, 9] and list(got["text_hash"]) == [text_key(t) for t in "abc"]
     assert got["text"].isna().all() and list(got["source"]) == ["student", "teacher", "student"]
