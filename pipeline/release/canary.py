@@ -13,7 +13,9 @@ with, is promoted after a smoke check), then for each weight of ``canary.steps``
    counts them in ``distill_route_errors_total{route="canary"}``); it stops early when the errors
    alone already prove the error rate too high;
 3. judges the step (:func:`judge_step`): errors first, then traffic, latency, canary-vs-stable agreement
-   and, on a sample, agreement with the teacher through the label cache.
+   and, on a sample, agreement with the teacher through the label cache. When the candidate's label set
+   differs from production's, canary and stable are compared only on the texts where both answered with
+   a label the other model also has, and the step's numbers name the labels added and removed.
 
 The first failing step rolls back (canary alias cleared, production untouched); a step starved of
 traffic holds; all steps passing promotes. Every decision lands in the registry history with its
@@ -104,6 +106,21 @@ def smoke_check(reg, version: str, threads: int = 1) -> dict[str, Any]:
     return {"smoke": "ok", "smoke_ms": round(ms, 3), "labels": len(bundle.labels)}
 
 
+def bundle_labels(reg, version: str) -> list[str]:
+    """The labels of a registered version, from its bundle's manifest."""
+    import json
+
+    from pipeline.bundle import MANIFEST
+
+    return list(json.loads((reg.artifact_path(version) / MANIFEST).read_text(encoding="utf-8"))["labels"])
+
+
+def label_change(stable: list[str], candidate: list[str]) -> dict[str, list[str]]:
+    """``labels_added`` / ``labels_removed`` from stable to candidate; empty when the sets are equal."""
+    added, removed = sorted(set(candidate) - set(stable)), sorted(set(stable) - set(candidate))
+    return {"labels_added": added, "labels_removed": removed} if added or removed else {}
+
+
 def begin(reg) -> Start:
     """Take the candidate: make it canary at weight 0, or promote it directly when there is no production."""
     cand = reg.get_alias("candidate").version
@@ -123,7 +140,11 @@ def begin(reg) -> Start:
         return Start(cand.id, None, True, numbers)
     if prod.id == cand.id:
         raise CanaryError(f"candidate {cand.id} is already production")
-    numbers = smoke_check(reg, cand.id)
+    numbers = {**smoke_check(reg, cand.id), **label_change(bundle_labels(reg, prod.id), bundle_labels(reg, cand.id))}
+    if numbers.get("labels_added") or numbers.get("labels_removed"):
+        log.warning("candidate %s changes the label set of production %s: added %s, removed %s; canary and stable "
+                    "are compared on the labels both have", cand.id, prod.id, numbers.get("labels_added"),
+                    numbers.get("labels_removed"))
     reg.promote(cand.id, "canary", actor=ACTOR, weight=0.0, numbers={**numbers, "stable": prod.id},
                 reason=f"canary rollout of {cand.id} against production {prod.id} starts")
     return Start(cand.id, prod.id, False, numbers)
@@ -239,10 +260,14 @@ def teacher_agreement(texts: list[str], labels: list[str], params, sample: int, 
 
 
 def measure_step(engine, tbl, version: str, since: float, before: Counters | None, after: Counters | None,
-                 params) -> dict[str, Any]:
-    """The numbers a step is judged on (JSON-ready, kept in the registry history)."""
+                 params, change: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """The numbers a step is judged on (JSON-ready, kept in the registry history).
+
+    ``change`` is :func:`label_change` from stable to this candidate: a text the candidate puts in a label
+    stable lacks, or that stable put in a label the candidate dropped, cannot agree, so those texts are
+    left out of ``stable_agreement`` and counted in ``stable_new_label_rows``."""
     rows = canary_rows(engine, tbl, version, since)
-    numbers: dict[str, Any] = {"canary_rows": int(len(rows))}
+    numbers: dict[str, Any] = {"canary_rows": int(len(rows)), **(change or {})}
     if len(rows):
         lat = rows["latency_ms"].to_numpy()
         numbers["p50_ms"] = round(float(np.percentile(lat, 50)), 3)
@@ -251,6 +276,10 @@ def measure_step(engine, tbl, version: str, since: float, before: Counters | Non
         compared = rows["stable_label"].notna()
         # student against student: where the cascade let the teacher answer, compare the canary's own answer
         own = rows["student_label"].fillna(rows["label"]) if "student_label" in rows else rows["label"]
+        if change:
+            moved = compared & (own.isin(change["labels_added"]) | rows["stable_label"].isin(change["labels_removed"]))
+            numbers["stable_new_label_rows"] = int(moved.sum())
+            compared &= ~moved
         numbers["stable_agreement"] = (round(float((own[compared] == rows.loc[compared, "stable_label"]).mean()), 4)
                                        if compared.any() else None)
         with_text = rows["text"].notna()
@@ -304,6 +333,12 @@ def judge_step(weight: float, numbers: dict[str, Any], cfg) -> StepVerdict:
             problems.append(f"{key} {value} above {name} = {limit}")
         elif kind == "min" and value < limit:
             problems.append(f"{key} {value} below {name} = {limit}")
+        else:
+            continue
+        if key == "stable_agreement" and (numbers.get("labels_added") or numbers.get("labels_removed")):
+            problems[-1] += (f" (the candidate's label set differs: added {numbers.get('labels_added') or []}, "
+                             f"removed {numbers.get('labels_removed') or []}; compared on the texts both models "
+                             f"answered with shared labels, {numbers.get('stable_new_label_rows', 0)} left out)")
     return StepVerdict(weight, "fail" if problems else "pass", numbers, problems)
 
 
@@ -328,7 +363,7 @@ def finish(reg, version: str, verdicts: list[StepVerdict]) -> str:
     return "hold"
 
 
-def run_step(params, version: str, weight: float) -> StepVerdict:
+def run_step(params, version: str, weight: float, change: dict[str, list[str]] | None = None) -> StepVerdict:
     """One step: set the weight, wait until it is served, wait for traffic, measure and judge."""
     from pipeline import predlog
     from pipeline.registry import open_registry
@@ -342,7 +377,7 @@ def run_step(params, version: str, weight: float) -> StepVerdict:
     try:
         seen = wait_for_traffic(engine, tbl, version, since, before, cfg)
         after = scrape_canary_counters(cfg.server_url) if before is not None else None
-        numbers = measure_step(engine, tbl, version, since, before, after, params)
+        numbers = measure_step(engine, tbl, version, since, before, after, params, change)
     finally:
         engine.dispose()
     verdict = judge_step(weight, numbers, cfg)
@@ -366,7 +401,8 @@ def rollout(params, on_step: Callable[[StepVerdict], None] | None = None) -> Rol
                        note="first production model: promoted after a smoke check " + str(start.numbers))
     verdicts: list[StepVerdict] = []
     for weight in params.canary.steps:
-        verdict = run_step(params, start.version, weight)
+        change = {k: start.numbers[k] for k in ("labels_added", "labels_removed") if k in start.numbers}
+        verdict = run_step(params, start.version, weight, change)
         verdicts.append(verdict)
         if on_step is not None:
             on_step(verdict)
@@ -386,6 +422,11 @@ def rollout_markdown(result: Rollout) -> str:
     lines = [f"# Canary {result.version} vs {result.production}: **{result.decision}**", "",
              "| weight | decision | rows | errors | error rate | p95 ms | p99 ms | stable agr. | teacher agr. | problems |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    first = result.steps[0].numbers if result.steps else {}
+    if first.get("labels_added") or first.get("labels_removed"):
+        lines[1:1] = [f"The candidate changes the label set: added {first.get('labels_added') or []}, removed "
+                      f"{first.get('labels_removed') or []}. Stable agreement counts the texts both models answered "
+                      "with labels they share.", ""]
     for v in result.steps:
         n = v.numbers
         lines.append(f"| {v.weight} | {v.decision} | {n.get('canary_rows')} | {n.get('canary_errors')} "

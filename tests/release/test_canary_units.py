@@ -92,3 +92,41 @@ def test_finish_records_promote_rollback_and_hold_in_the_registry(tmp_path, bund
     assert state.version.id == ids[3] and state.weight == 0.25
     assert reg.history(alias="canary")[-1].reason.startswith("hold")
     reg.close()
+
+
+def test_a_new_label_set_is_compared_on_shared_labels_and_named_in_the_verdict(tmp_path):
+    """A candidate trained on a changed label set: texts moved to a new label, or answered by stable with a
+    dropped one, cannot agree. They are left out of stable_agreement and counted; a failure names the change."""
+    import time
+
+    from pipeline import predlog
+    from pipeline.config import parse_params
+    from pipeline.release.canary import label_change, measure_step
+
+    change = label_change(["billing", "refund", "spam"], ["billing", "refund", "fraud"])
+    assert change == {"labels_added": ["fraud"], "labels_removed": ["spam"]}
+    assert label_change(["a", "b"], ["b", "a"]) == {}
+
+    engine, tbl = predlog.connect(f"sqlite:///{tmp_path}/log.db")
+    now = time.time()
+    answers = [("billing", "billing"), ("refund", "refund"), ("refund", "billing"),  # shared labels: 2 of 3 agree
+               ("fraud", "billing"), ("fraud", "refund"), ("billing", "spam")]          # label-set moves
+    predlog.insert_rows(engine, tbl, [
+        {"request_id": f"r{i}", "ts": now, "text_hash": f"h{i}", "text": None, "model_version": "v2",
+         "route": "canary", "label": own, "confidence": 0.9, "probs": "[]", "stable_label": stable,
+         "latency_ms": 1.0, "source": "student", "student_label": own, "run_id": "run", "seq": i}
+        for i, (own, stable) in enumerate(answers)])
+    params = parse_params({"ingest": {}, "canary": {"teacher_sample": 0}})
+    plain = measure_step(engine, tbl, "v2", now - 1, None, None, params)
+    assert plain["stable_agreement"] == round(2 / 6, 4) and "stable_new_label_rows" not in plain
+    moved = measure_step(engine, tbl, "v2", now - 1, None, None, params, change)
+    assert moved["stable_agreement"] == round(2 / 3, 4) and moved["stable_new_label_rows"] == 3
+    assert moved["labels_added"] == ["fraud"] and moved["labels_removed"] == ["spam"]
+    engine.dispose()
+
+    # the measured agreement in a step that has its traffic, errors and latency (GOOD's other numbers)
+    verdict = judge_step(0.25, {**moved, **{k: v for k, v in GOOD.items() if k != "stable_agreement"}}, _cfg())
+    assert verdict.decision == "fail"
+    assert "added ['fraud'], removed ['spam']" in verdict.problems[0] and "3 left out" in verdict.problems[0]
+    same = judge_step(0.25, {**GOOD, "stable_agreement": 0.5}, _cfg())
+    assert same.problems == ["stable_agreement 0.5 below canary.min_stable_agreement = 0.8"]
