@@ -177,8 +177,8 @@ def _worker(rank: int, world: int, job: TrainJob, rendezvous: str | None) -> Non
         hint_width = (train_rows.k or k) - k  # train rows carry the teacher's embedding after the probabilities
         use_hint = cfg.hint_weight > 0 and hint_width > 0 and hasattr(model, "feature_width")
         if hint_width > 0 and not use_hint and rank == 0:
-            log.warning("student %s has no features() to learn the teacher's embeddings from: hint loss off",
-                        cfg.student.name)
+            log.warning("student %s declares no feature_width (the width of its features(), where the teacher's "
+                        "embeddings would be learned): hint loss off", cfg.student.name)
         trainee = hinted(model, hint_width) if use_hint else model  # what trains; `model` is what is saved
         optimizers = make_optimizers(trainee, cfg)
         state = {"epoch": 0, "best_epoch": 0, "best_val": -1.0, "bad_epochs": 0, "history": [], "done": False,
