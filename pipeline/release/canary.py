@@ -108,17 +108,23 @@ def smoke_check(reg, version: str, threads: int = 1) -> dict[str, Any]:
 
 def bundle_labels(reg, version: str) -> list[str]:
     """The labels of a registered version, from its bundle's manifest."""
-    import json
-
     from pipeline.bundle import MANIFEST
+    from pipeline.io import read_json
 
-    return list(json.loads((reg.artifact_path(version) / MANIFEST).read_text(encoding="utf-8"))["labels"])
+    return list(read_json(reg.artifact_path(version) / MANIFEST)["labels"])
 
 
 def label_change(stable: list[str], candidate: list[str]) -> dict[str, list[str]]:
     """``labels_added`` / ``labels_removed`` from stable to candidate; empty when the sets are equal."""
     added, removed = sorted(set(candidate) - set(stable)), sorted(set(stable) - set(candidate))
     return {"labels_added": added, "labels_removed": removed} if added or removed else {}
+
+
+def describe_change(numbers: dict[str, Any]) -> str | None:
+    """"added [...], removed [...]" when ``numbers`` carry a :func:`label_change`, else None."""
+    if not (numbers.get("labels_added") or numbers.get("labels_removed")):
+        return None
+    return f"added {numbers.get('labels_added') or []}, removed {numbers.get('labels_removed') or []}"
 
 
 def begin(reg) -> Start:
@@ -141,10 +147,9 @@ def begin(reg) -> Start:
     if prod.id == cand.id:
         raise CanaryError(f"candidate {cand.id} is already production")
     numbers = {**smoke_check(reg, cand.id), **label_change(bundle_labels(reg, prod.id), bundle_labels(reg, cand.id))}
-    if numbers.get("labels_added") or numbers.get("labels_removed"):
-        log.warning("candidate %s changes the label set of production %s: added %s, removed %s; canary and stable "
-                    "are compared on the labels both have", cand.id, prod.id, numbers.get("labels_added"),
-                    numbers.get("labels_removed"))
+    if describe_change(numbers):
+        log.warning("candidate %s changes the label set of production %s: %s; canary and stable are compared on "
+                    "the labels both have", cand.id, prod.id, describe_change(numbers))
     reg.promote(cand.id, "canary", actor=ACTOR, weight=0.0, numbers={**numbers, "stable": prod.id},
                 reason=f"canary rollout of {cand.id} against production {prod.id} starts")
     return Start(cand.id, prod.id, False, numbers)
@@ -317,6 +322,7 @@ def judge_step(weight: float, numbers: dict[str, Any], cfg) -> StepVerdict:
             f"only {seen} canary attempts, {cfg.min_requests} needed (canary.min_requests) within "
             f"canary.step_timeout_s"])
     problems = []
+    change = describe_change(numbers)
     checks = [
         ("error_rate", cfg.max_error_rate, "max", "canary.max_error_rate"),
         ("p95_ms", cfg.max_p95_ms, "max", "canary.max_p95_ms"),
@@ -328,17 +334,17 @@ def judge_step(weight: float, numbers: dict[str, Any], cfg) -> StepVerdict:
     for key, limit, kind, name in checks:
         value = numbers.get(key)
         if value is None:
-            problems.append(f"{key}: not measured (needed for {name})")
+            problem = f"{key}: not measured (needed for {name})"
         elif kind == "max" and value > limit:
-            problems.append(f"{key} {value} above {name} = {limit}")
+            problem = f"{key} {value} above {name} = {limit}"
         elif kind == "min" and value < limit:
-            problems.append(f"{key} {value} below {name} = {limit}")
+            problem = f"{key} {value} below {name} = {limit}"
         else:
             continue
-        if key == "stable_agreement" and (numbers.get("labels_added") or numbers.get("labels_removed")):
-            problems[-1] += (f" (the candidate's label set differs: added {numbers.get('labels_added') or []}, "
-                             f"removed {numbers.get('labels_removed') or []}; compared on the texts both models "
-                             f"answered with shared labels, {numbers.get('stable_new_label_rows', 0)} left out)")
+        if key == "stable_agreement" and change:
+            problem += (f" (the candidate's label set differs: {change}; compared on the texts both models "
+                        f"answered with shared labels, {numbers.get('stable_new_label_rows', 0)} left out)")
+        problems.append(problem)
     return StepVerdict(weight, "fail" if problems else "pass", numbers, problems)
 
 
@@ -400,8 +406,8 @@ def rollout(params, on_step: Callable[[StepVerdict], None] | None = None) -> Rol
         return Rollout("promote", start.version, None, True,
                        note="first production model: promoted after a smoke check " + str(start.numbers))
     verdicts: list[StepVerdict] = []
+    change = {k: start.numbers[k] for k in ("labels_added", "labels_removed") if k in start.numbers}
     for weight in params.canary.steps:
-        change = {k: start.numbers[k] for k in ("labels_added", "labels_removed") if k in start.numbers}
         verdict = run_step(params, start.version, weight, change)
         verdicts.append(verdict)
         if on_step is not None:
@@ -422,11 +428,10 @@ def rollout_markdown(result: Rollout) -> str:
     lines = [f"# Canary {result.version} vs {result.production}: **{result.decision}**", "",
              "| weight | decision | rows | errors | error rate | p95 ms | p99 ms | stable agr. | teacher agr. | problems |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    first = result.steps[0].numbers if result.steps else {}
-    if first.get("labels_added") or first.get("labels_removed"):
-        lines[1:1] = [f"The candidate changes the label set: added {first.get('labels_added') or []}, removed "
-                      f"{first.get('labels_removed') or []}. Stable agreement counts the texts both models answered "
-                      "with labels they share.", ""]
+    change = describe_change(result.steps[0].numbers) if result.steps else None
+    if change:
+        lines[2:2] = [f"The candidate changes the label set: {change}. Stable agreement counts the texts both models "
+                      "answered with labels they share.", ""]
     for v in result.steps:
         n = v.numbers
         lines.append(f"| {v.weight} | {v.decision} | {n.get('canary_rows')} | {n.get('canary_errors')} "

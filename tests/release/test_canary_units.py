@@ -130,3 +130,7 @@ def test_a_new_label_set_is_compared_on_shared_labels_and_named_in_the_verdict(t
     assert "added ['fraud'], removed ['spam']" in verdict.problems[0] and "3 left out" in verdict.problems[0]
     same = judge_step(0.25, {**GOOD, "stable_agreement": 0.5}, _cfg())
     assert same.problems == ["stable_agreement 0.5 below canary.min_stable_agreement = 0.8"]
+    from pipeline.release.canary import Rollout, rollout_markdown
+
+    report = rollout_markdown(Rollout("rollback", "v2", "v1", False, [verdict])).splitlines()
+    assert report[1] == "" and report[2].startswith("The candidate changes the label set: added ['fraud'], removed ['spam']")
