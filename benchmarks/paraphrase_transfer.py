@@ -96,21 +96,27 @@ def paraphrase(texts: list[str], out: Path, slots: int = 4) -> dict[str, str]:
 
 
 def with_rewordings(data, teacher, rewordings: dict[str, str]):
-    """A copy of ``data`` plus the rewordings of its training texts that are new text, teacher-labeled."""
+    """(a copy of ``data`` plus the rewordings of its training texts that are new text, teacher-labeled;
+    the share of rewordings that get their source's teacher label): one teacher pass over the rewordings."""
     import copy
 
+    rows = [i for i, src in enumerate(data.train_texts) if rewordings.get(src)]
+    texts = [rewordings[data.train_texts[i]] for i in rows]
+    if not texts:
+        return data, 0, None
+    probs = teacher.predict_proba(texts).astype(np.float32)
+    keeps = float(np.mean(probs.argmax(axis=1) == data.train_probs[rows].argmax(axis=1)))
     known = set(data.train_texts) | set(data.val_texts) | set(data.test_texts)
     new = []
-    for src in data.train_texts:
-        text = rewordings.get(src, "")
+    for j, text in enumerate(texts):
         if 3 <= len(text) <= 300 and text not in known:
             known.add(text)
-            new.append(text)
+            new.append(j)
     out = copy.copy(data)
-    out.train_texts = list(data.train_texts) + new
-    out.train_probs = np.concatenate([data.train_probs, teacher.predict_proba(new).astype(np.float32)])
+    out.train_texts = list(data.train_texts) + [texts[j] for j in new]
+    out.train_probs = np.concatenate([data.train_probs, probs[new]])
     out.train_targets = np.concatenate([data.train_targets, np.full(len(new), -1, dtype=np.int64)])
-    return out, len(new)
+    return out, len(new), keeps
 
 
 def train(params, teacher, data, seed: int, folder: Path) -> dict:
@@ -151,10 +157,7 @@ def main(argv: list[str] | None = None) -> None:
             random.Random(7).shuffle(order)
             done = paraphrase(order[:args.texts], workdir / "paraphrases.jsonl")
             rewordings = {s: done[s] for s in order[:args.texts]}
-        more, added = with_rewordings(data, teacher, rewordings)
-        pairs = [(s, t) for s, t in rewordings.items() if s in set(data.train_texts) and t]
-        keeps = float(np.mean(teacher.predict_proba([s for s, _ in pairs]).argmax(1)
-                              == teacher.predict_proba([t for _, t in pairs]).argmax(1))) if pairs else None
+        more, added, keeps = with_rewordings(data, teacher, rewordings)
         for seed in seeds:
             for label, d in (("transfer set", data), (f"+ {added} rewordings", more)):
                 r = train(params, teacher, d, seed, workdir / name / f"student-{seed}-{len(d.train_texts)}")

@@ -147,9 +147,10 @@ def begin(reg) -> Start:
     if prod.id == cand.id:
         raise CanaryError(f"candidate {cand.id} is already production")
     numbers = {**smoke_check(reg, cand.id), **label_change(bundle_labels(reg, prod.id), bundle_labels(reg, cand.id))}
-    if describe_change(numbers):
+    change = describe_change(numbers)
+    if change:
         log.warning("candidate %s changes the label set of production %s: %s; canary and stable are compared on "
-                    "the labels both have", cand.id, prod.id, describe_change(numbers))
+                    "the labels both have", cand.id, prod.id, change)
     reg.promote(cand.id, "canary", actor=ACTOR, weight=0.0, numbers={**numbers, "stable": prod.id},
                 reason=f"canary rollout of {cand.id} against production {prod.id} starts")
     return Start(cand.id, prod.id, False, numbers)
